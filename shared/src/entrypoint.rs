@@ -1,0 +1,109 @@
+//! The Lambda side: configuration and clients built once per cold start, then each API
+//! Gateway HTTP API (payload 2.0) request turned into a [`Delivery`] and answered.
+//!
+//! The raw v2 event is used rather than `lambda_http::run`'s `Request`, because that
+//! conversion panics on a body marked base64 that is not, where a webhook endpoint must
+//! answer 400.
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+use base64::{engine::general_purpose::STANDARD, Engine};
+use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use lambda_http::http::{header::CONTENT_TYPE, HeaderMap, HeaderValue};
+use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
+use lambda_http::Body;
+use tracing::{error, Instrument};
+
+use crate::config::Config;
+use crate::pipeline::{App, Delivery, Outcome};
+use crate::salesforce::SalesforceClient;
+use crate::secrets::SecretCache;
+use crate::store::{DynamoDbStore, IdempotencyStore};
+use crate::{telemetry, Family};
+
+/// The whole `main` of a function binary.
+pub async fn run(family: Family) -> Result<(), lambda_http::Error> {
+    telemetry::init();
+    let config = Config::from_env().inspect_err(|e| error!(error = %e, "invalid configuration"))?;
+    let app = build(family, &config).await;
+    lambda_runtime::run(service_fn(|event| answer(&app, event))).await
+}
+
+pub async fn build(family: Family, config: &Config) -> App<DynamoDbStore> {
+    // Fail fast enough that an AWS outage still gets its 503 before Lago's 30 s timeout.
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(5))
+        .build();
+    let sdk = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).load().await;
+    App {
+        family,
+        secrets: SecretCache::new(aws_sdk_secretsmanager::Client::new(&sdk), &config.secret_id),
+        store: DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.idempotency_table),
+        salesforce: SalesforceClient::new(&config.salesforce_url, &config.salesforce_api_version),
+    }
+}
+
+pub async fn answer<S: IdempotencyStore>(
+    app: &App<S>,
+    event: LambdaEvent<ApiGatewayV2httpRequest>,
+) -> Result<ApiGatewayV2httpResponse, Infallible> {
+    let (request, context) = event.into_parts();
+    let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
+    let span = tracing::info_span!(
+        "webhook",
+        request_id = %context.request_id,
+        family = %app.family,
+        delivery_id = header("x-lago-unique-key"),
+        webhook_type = tracing::field::Empty,
+        lago_id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    let outcome = async {
+        let body = match raw_body(&request) {
+            Ok(body) => body,
+            Err(outcome) => return outcome,
+        };
+        let deadline_epoch_ms = i64::try_from(context.deadline).unwrap_or(i64::MAX);
+        let delivery = Delivery {
+            body: &body,
+            signature: header("x-lago-signature"),
+            algorithm: header("x-lago-signature-algorithm"),
+            unique_key: header("x-lago-unique-key").filter(|k| !k.is_empty()),
+            deadline: instant_of(deadline_epoch_ms),
+            deadline_epoch_ms,
+        };
+        app.handle(&delivery).await
+    }
+    .instrument(span)
+    .await;
+    Ok(response(&outcome))
+}
+
+/// The exact bytes Lago signed.
+fn raw_body(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, Outcome> {
+    let text = request.body.as_deref().unwrap_or_default();
+    if request.is_base64_encoded {
+        STANDARD.decode(text).map_err(|_| Outcome::Invalid("the body is marked base64 but is not valid base64".into()))
+    } else {
+        Ok(text.as_bytes().to_vec())
+    }
+}
+
+fn instant_of(epoch_ms: i64) -> Instant {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default();
+    Instant::now() + Duration::from_millis(epoch_ms.saturating_sub(now_ms).max(0) as u64)
+}
+
+fn response(outcome: &Outcome) -> ApiGatewayV2httpResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = i64::from(outcome.status_code());
+    response.headers = headers;
+    response.body = Some(Body::Text(outcome.body().to_string()));
+    response
+}

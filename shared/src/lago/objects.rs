@@ -1,0 +1,92 @@
+//! The four Lago objects (lago-api `app/serializers/v1/*_serializer.rb`), reduced to the
+//! fields that reach Salesforce or decide ordering.
+
+use serde::{Deserialize, Deserializer};
+
+use super::values::*;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Customer {
+    pub lago_id: Option<String>,
+    pub external_id: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub currency: Option<String>,
+    pub tax_identification_number: Option<String>,
+    pub updated_at: Option<String>,
+    /// The legacy place of the Account id (Salesforce package before v2.7).
+    pub external_salesforce_id: Option<String>,
+    /// Only customer.* webhooks and invoice.resynced include these.
+    #[serde(deserialize_with = "null_as_empty")]
+    pub integration_customers: Vec<IntegrationCustomer>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct IntegrationCustomer {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub external_customer_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Subscription {
+    pub lago_id: Option<String>,
+    pub external_id: Option<String>,
+    pub name: Option<String>,
+    pub plan_code: Option<String>,
+    pub status: Option<SubscriptionStatus>,
+    pub billing_time: Option<BillingTime>,
+    pub subscription_at: Option<String>,
+    pub started_at: Option<String>,
+    pub terminated_at: Option<String>,
+    pub customer: Option<Customer>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Invoice {
+    pub lago_id: Option<String>,
+    pub number: Option<String>,
+    pub status: Option<InvoiceStatus>,
+    pub payment_status: Option<PaymentStatus>,
+    pub invoice_type: Option<InvoiceType>,
+    pub issuing_date: Option<String>,
+    pub payment_due_date: Option<String>,
+    pub total_amount_cents: Option<i64>,
+    pub currency: Option<String>,
+    /// Pre-2024 payloads name the currency per amount.
+    pub total_amount_currency: Option<String>,
+    pub file_url: Option<String>,
+    pub updated_at: Option<String>,
+    pub customer: Option<Customer>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CreditNote {
+    pub lago_id: Option<String>,
+    pub number: Option<String>,
+    pub lago_invoice_id: Option<String>,
+    pub invoice_number: Option<String>,
+    pub credit_status: Option<CreditStatus>,
+    pub refund_status: Option<RefundStatus>,
+    pub reason: Option<CreditNoteReason>,
+    pub issuing_date: Option<String>,
+    pub total_amount_cents: Option<i64>,
+    pub currency: Option<String>,
+    pub total_amount_currency: Option<String>,
+    pub file_url: Option<String>,
+    pub updated_at: Option<String>,
+    pub customer: Option<Customer>,
+}
+
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}

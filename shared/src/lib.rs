@@ -1,0 +1,23 @@
+//! Everything the four webhook functions share: each function binary only picks its
+//! [`Family`] and calls [`entrypoint::run`].
+//!
+//! Reading order: [`lago`] (what Lago sends), [`signature`], [`mapping`] (Lago object in,
+//! Salesforce record out), [`salesforce`], [`store`] (idempotency and ordering),
+//! [`secrets`], [`pipeline`] (the steps and the answers of the contract), [`entrypoint`].
+
+// The Lambda runtime's layered service future is deeper than the default limit allows.
+#![recursion_limit = "256"]
+
+pub mod config;
+pub mod entrypoint;
+pub mod family;
+pub mod lago;
+pub mod mapping;
+pub mod pipeline;
+pub mod salesforce;
+pub mod secrets;
+pub mod signature;
+pub mod store;
+pub mod telemetry;
+
+pub use family::Family;

@@ -1,0 +1,190 @@
+//! Lago object in, Salesforce record out: pure functions, no I/O (contract §4–5).
+//!
+//! A field whose Lago value is null or absent is left out of the record, so that a later
+//! or earlier event without it (e.g. `file_url` before the PDF exists) never clears it.
+
+mod account;
+mod credit_note;
+mod customer;
+mod invoice;
+mod subscription;
+pub mod values;
+
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+use crate::lago::{Envelope, EnvelopeError};
+use crate::Family;
+
+pub use account::account_id;
+
+/// Salesforce's external-id field on the three custom objects.
+pub const LAGO_ID_FIELD: &str = "Lago_Id__c";
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// PATCH an existing Account by its id; Accounts are never created.
+    Account { id: String },
+    /// Upsert by `Lago_Id__c`.
+    Upsert { object: &'static str, lago_id: String },
+}
+
+/// A lookup set through the parent's external id, which Salesforce resolves itself (no
+/// extra query). The write is retried without it when the parent is not in Salesforce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reference {
+    pub relationship: &'static str,
+    pub parent_object: &'static str,
+    pub parent_field: &'static str,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SalesforceWrite {
+    pub target: Target,
+    pub fields: Map<String, Value>,
+    pub reference: Option<Reference>,
+}
+
+/// Identifies the state an event carries, so that an older one never overwrites a newer
+/// one: `record` names the Salesforce record, `version` orders the states.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderStamp {
+    pub record: String,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub lago_id: String,
+    pub write: SalesforceWrite,
+    pub order: Option<OrderStamp>,
+}
+
+#[derive(Debug, Error)]
+pub enum MappingError {
+    /// Not an error of the payload: this customer is simply not linked to Salesforce.
+    #[error("{0}")]
+    NoAccount(String),
+    #[error("field {field} = {value:?}: {reason}")]
+    Invalid { field: String, value: String, reason: &'static str },
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+}
+
+impl MappingError {
+    pub(crate) fn invalid(field: &str, value: &str, reason: &'static str) -> Self {
+        let value: String = value.chars().take(64).collect();
+        MappingError::Invalid { field: field.to_owned(), value, reason }
+    }
+
+    pub(crate) fn missing(field: &str) -> Self {
+        MappingError::invalid(field, "", "required but missing")
+    }
+}
+
+/// Maps the envelope's object for `family`. The caller has already checked that the
+/// webhook type is one this family writes.
+pub fn plan(family: Family, envelope: &Envelope<'_>) -> Result<Plan, MappingError> {
+    let object_type = family.object_type();
+    match family {
+        Family::Customer => customer::plan(&envelope.object(object_type)?),
+        Family::Subscription => subscription::plan(&envelope.object(object_type)?),
+        Family::Invoice => invoice::plan(&envelope.object(object_type)?),
+        Family::CreditNote => credit_note::plan(&envelope.object(object_type)?),
+    }
+}
+
+/// Builds a record, leaving out absent values.
+#[derive(Default)]
+struct Record(Map<String, Value>);
+
+impl Record {
+    fn set(&mut self, field: &str, value: Value) -> &mut Self {
+        self.0.insert(field.to_owned(), value);
+        self
+    }
+
+    fn set_opt(&mut self, field: &str, value: Option<Value>) -> &mut Self {
+        if let Some(value) = value {
+            self.set(field, value);
+        }
+        self
+    }
+
+    fn try_set_opt(
+        &mut self,
+        field: &str,
+        value: Option<Result<Value, MappingError>>,
+    ) -> Result<&mut Self, MappingError> {
+        Ok(self.set_opt(field, value.transpose()?))
+    }
+}
+
+fn required<'a>(field: &str, value: &'a Option<String>) -> Result<&'a str, MappingError> {
+    value.as_deref().filter(|v| !v.trim().is_empty()).ok_or_else(|| MappingError::missing(field))
+}
+
+/// Version from `updated_at`, in milliseconds since the epoch.
+fn updated_at_version(updated_at: &Option<String>) -> Result<Option<i64>, MappingError> {
+    updated_at
+        .as_deref()
+        .map(|v| values::datetime("updated_at", v).map(|dt| (dt.unix_timestamp_nanos() / 1_000_000) as i64))
+        .transpose()
+}
+
+fn text_opt(value: &Option<String>, max_chars: usize) -> Option<Value> {
+    value.as_deref().map(|v| values::text(v, max_chars))
+}
+
+fn enum_opt<T>(value: &Option<T>, as_str: impl Fn(&T) -> &str) -> Option<Value> {
+    value.as_ref().map(|v| Value::String(as_str(v).to_owned()))
+}
+
+fn currency_of<'a>(currency: &'a Option<String>, legacy: &'a Option<String>) -> Option<&'a str> {
+    currency.as_deref().or(legacy.as_deref()).filter(|c| !c.is_empty())
+}
+
+/// `Total_Amount__c`: an amount is meaningless without its currency.
+fn total_amount(cents: Option<i64>, currency: Option<&str>) -> Result<Option<Value>, MappingError> {
+    cents
+        .map(|cents| values::amount("total_amount_cents", cents, currency.ok_or_else(|| MappingError::missing("currency"))?))
+        .transpose()
+}
+
+/// The `Name` of a custom object (Text(80), required on insert): the first non-empty candidate.
+fn name(candidates: &[&Option<String>], fallback: &str) -> Value {
+    let chosen = candidates
+        .iter()
+        .filter_map(|v| v.as_deref())
+        .find(|v| !v.trim().is_empty())
+        .unwrap_or(fallback);
+    values::text(chosen, 80)
+}
+
+/// The Account of a subscription, invoice or credit note comes from its embedded customer.
+fn embedded_account(customer: &Option<crate::lago::Customer>, what: &str) -> Result<String, MappingError> {
+    let customer = customer
+        .as_ref()
+        .ok_or_else(|| MappingError::NoAccount(format!("the {what} payload carries no customer")))?;
+    account_id(customer)
+}
+
+fn order_by_updated_at(object: &str, lago_id: &str, updated_at: &Option<String>) -> Result<Option<OrderStamp>, MappingError> {
+    Ok(updated_at_version(updated_at)?.map(|version| OrderStamp { record: format!("{object}/{lago_id}"), version }))
+}
+
+fn upsert(object: &'static str, lago_id: &str, record: Record, reference: Option<Reference>, order: Option<OrderStamp>) -> Plan {
+    Plan {
+        lago_id: lago_id.to_owned(),
+        write: SalesforceWrite {
+            target: Target::Upsert { object, lago_id: lago_id.to_owned() },
+            fields: record.0,
+            reference,
+        },
+        order,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,183 @@
+//! PATCH an Account by id, or upsert a custom object by `Lago_Id__c`, with one token
+//! renewal on an expired session.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+use tracing::{info, warn};
+
+use super::session::{AccessToken, SessionCache};
+use super::{Class, SalesforceError};
+use crate::mapping::{SalesforceWrite, Target, LAGO_ID_FIELD};
+
+/// Longest wait for one Salesforce request; shortened to fit the invocation's deadline.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(8);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Time kept back from the deadline to store the outcome.
+const DEADLINE_RESERVE: Duration = Duration::from_secs(2);
+
+/// The External Client App's consumer key and secret. Debug is redacted.
+pub struct Credentials<'a> {
+    pub client_id: &'a str,
+    pub client_secret: &'a str,
+}
+
+impl std::fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credentials(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteReport {
+    /// `Some(true)` when an upsert inserted, `Some(false)` when it updated, `None` for an Account.
+    pub created: Option<bool>,
+    /// True when the credit note was written without its invoice link, because that
+    /// invoice is not in Salesforce.
+    pub reference_dropped: bool,
+}
+
+pub struct SalesforceClient {
+    http: reqwest::Client,
+    token_url: String,
+    data_url: String,
+    session: SessionCache,
+    api_calls: AtomicU64,
+}
+
+impl SalesforceClient {
+    /// `base_url` is the org's My Domain URL; `api_version` digits such as `62.0`.
+    pub fn new(base_url: &str, api_version: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("lago-salesforce-sync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the TLS backend initialises");
+        SalesforceClient {
+            http,
+            token_url: format!("{base_url}/services/oauth2/token"),
+            data_url: format!("{base_url}/services/data/v{api_version}"),
+            session: SessionCache::default(),
+            api_calls: AtomicU64::new(0),
+        }
+    }
+
+    /// REST API calls and token requests made by this client so far (for benchmarks).
+    pub fn calls(&self) -> (u64, u64) {
+        (self.api_calls.load(Ordering::Relaxed), self.session.tokens_requested())
+    }
+
+    pub async fn write(
+        &self,
+        credentials: &Credentials<'_>,
+        write: &SalesforceWrite,
+        deadline: Instant,
+    ) -> Result<WriteReport, SalesforceError> {
+        let url = self.record_url(&write.target);
+        let Some(reference) = &write.reference else {
+            return self.patch(credentials, &url, &write.fields, deadline).await.map(|created| WriteReport {
+                created,
+                reference_dropped: false,
+            });
+        };
+        let mut linked = write.fields.clone();
+        linked.insert(
+            reference.relationship.to_owned(),
+            Value::Object(Map::from_iter([(reference.parent_field.to_owned(), Value::String(reference.value.clone()))])),
+        );
+        match self.patch(credentials, &url, &linked, deadline).await {
+            Ok(created) => Ok(WriteReport { created, reference_dropped: false }),
+            Err(e) if e.is_missing_parent() => {
+                info!(parent = reference.parent_object, "linked record not in Salesforce; writing without the link");
+                let created = self.patch(credentials, &url, &write.fields, deadline).await?;
+                Ok(WriteReport { created, reference_dropped: true })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn record_url(&self, target: &Target) -> String {
+        match target {
+            Target::Account { id } => format!("{}/sobjects/Account/{id}", self.data_url),
+            Target::Upsert { object, lago_id } => format!(
+                "{}/sobjects/{object}/{LAGO_ID_FIELD}/{}",
+                self.data_url,
+                urlencoding::encode(lago_id)
+            ),
+        }
+    }
+
+    /// One PATCH, renewing the token once if the session has expired.
+    async fn patch(
+        &self,
+        credentials: &Credentials<'_>,
+        url: &str,
+        body: &Map<String, Value>,
+        deadline: Instant,
+    ) -> Result<Option<bool>, SalesforceError> {
+        let token = self.session.token(&self.http, &self.token_url, credentials, timeout_before(deadline)?).await?;
+        match self.send(url, body, &token, deadline).await {
+            Err(e) if e.is_session_expired() => {
+                info!("Salesforce session expired; requesting a new token");
+                self.session.invalidate(&token).await;
+                let token =
+                    self.session.token(&self.http, &self.token_url, credentials, timeout_before(deadline)?).await?;
+                self.send(url, body, &token, deadline).await.map_err(|e| {
+                    if e.is_session_expired() {
+                        // A fresh token refused at once: the integration user or app is misconfigured.
+                        SalesforceError { class: Class::Permanent, ..e }
+                    } else {
+                        e
+                    }
+                })
+            }
+            other => other,
+        }
+    }
+
+    async fn send(
+        &self,
+        url: &str,
+        body: &Map<String, Value>,
+        token: &AccessToken,
+        deadline: Instant,
+    ) -> Result<Option<bool>, SalesforceError> {
+        self.api_calls.fetch_add(1, Ordering::Relaxed);
+        let response = self
+            .http
+            .patch(url)
+            .bearer_auth(token.bearer())
+            .json(body)
+            .timeout(timeout_before(deadline)?)
+            .send()
+            .await
+            .map_err(|e| SalesforceError::from_transport(&e))?;
+        let status = response.status().as_u16();
+        if let Some(usage) = response.headers().get("sforce-limit-info").and_then(|v| v.to_str().ok()) {
+            info!(api_usage = usage, status, "Salesforce answered");
+        }
+        let bytes = response.bytes().await.map_err(|e| SalesforceError::from_transport(&e))?;
+        match status {
+            204 => Ok(None),
+            200 | 201 => Ok(Some(upsert_created(&bytes).unwrap_or(status == 201))),
+            _ => {
+                let error = SalesforceError::from_response(status, &bytes);
+                warn!(status, code = %error.code, class = ?error.class, "Salesforce refused the write");
+                Err(error)
+            }
+        }
+    }
+}
+
+fn upsert_created(body: &[u8]) -> Option<bool> {
+    serde_json::from_slice::<Value>(body).ok()?.get("created")?.as_bool()
+}
+
+fn timeout_before(deadline: Instant) -> Result<Duration, SalesforceError> {
+    let left = deadline.saturating_duration_since(Instant::now()).saturating_sub(DEADLINE_RESERVE);
+    if left.is_zero() {
+        return Err(SalesforceError::new(None, "TIMEOUT", "no time left before the function's deadline"));
+    }
+    Ok(left.min(REQUEST_TIMEOUT))
+}
