@@ -1,0 +1,85 @@
+//! Realistic Lago webhook bodies for the tests: one object per family, shaped like the
+//! current serializers, with any field overridable.
+
+use serde_json::{json, Value};
+
+/// The Account the stand-in seeds by default.
+pub const ACCOUNT: &str = "001000000000001AAA";
+/// The HMAC key the tests sign with.
+pub const HMAC_KEY: &str = "5f1c2d3e-4b5a-6978-8a9b-0c1d2e3f4a5b";
+
+/// The secret JSON of contract §2 for a Salesforce stand-in with default credentials.
+pub fn secret_json(hmac_key: &str) -> String {
+    json!({
+        "lago_hmac_key": hmac_key,
+        "lago_api_key": "lago-api-key-never-logged",
+        "salesforce_client_id": "local-client-id",
+        "salesforce_client_secret": "local-client-secret",
+    })
+    .to_string()
+}
+
+pub fn customer_object(account: Option<&str>) -> Value {
+    json!({
+        "lago_id": "b7e3d1c6-0d1e-4f3a-9a53-8c6f2e1d0a11",
+        "external_id": "acme-usd",
+        "name": "Acme Corp",
+        "email": "billing@acme.test",
+        "currency": "USD",
+        "tax_identification_number": "US-12-3456789",
+        "created_at": "2025-01-02T09:00:00Z",
+        "updated_at": "2025-03-01T10:15:02Z",
+        "external_salesforce_id": account,
+        "billing_configuration": { "invoice_grace_period": 0, "payment_provider": null },
+        "metadata": [],
+    })
+}
+
+/// The object of `object_type` for `lago_id`, linked to `account`, with `overrides` merged.
+pub fn object(object_type: &str, lago_id: &str, account: Option<&str>, overrides: Value) -> Value {
+    let mut object = match object_type {
+        "customer" => customer_object(account),
+        "subscription" => json!({
+            "lago_id": lago_id, "external_id": format!("sub-{lago_id}"), "name": "Premium",
+            "plan_code": "premium", "status": "active", "billing_time": "calendar",
+            "subscription_at": "2025-03-01T00:00:00Z", "started_at": "2025-03-01T00:00:00.000Z",
+            "terminated_at": null, "customer": customer_object(account), "plan": { "code": "premium" },
+        }),
+        "invoice" => json!({
+            "lago_id": lago_id, "number": format!("ACME-{lago_id}"), "status": "finalized",
+            "payment_status": "pending", "invoice_type": "subscription", "issuing_date": "2025-03-01",
+            "payment_due_date": "2025-03-31", "total_amount_cents": 129900, "currency": "USD",
+            "file_url": null, "updated_at": "2025-03-01T10:00:00Z", "customer": customer_object(account),
+            "fees": [], "subscriptions": [],
+        }),
+        "credit_note" => json!({
+            "lago_id": lago_id, "number": format!("ACME-CN-{lago_id}"), "lago_invoice_id": "inv-1",
+            "invoice_number": "ACME-inv-1", "credit_status": "available", "refund_status": null,
+            "reason": "order_change", "issuing_date": "2025-03-05", "total_amount_cents": 5000,
+            "currency": "USD", "file_url": null, "updated_at": "2025-03-05T08:00:00Z",
+            "customer": customer_object(account), "items": [],
+        }),
+        other => panic!("no sample object for {other}"),
+    };
+    if object_type == "customer" {
+        object["lago_id"] = json!(lago_id);
+    }
+    if let Value::Object(extra) = overrides {
+        for (k, v) in extra {
+            object[k] = v;
+        }
+    }
+    object
+}
+
+/// A complete webhook body, serialised once: the tests sign these exact bytes.
+pub fn body(webhook_type: &str, lago_id: &str, account: Option<&str>, overrides: Value) -> Vec<u8> {
+    let object_type = webhook_type.split('.').next().expect("a webhook type");
+    serde_json::to_vec(&json!({
+        "webhook_type": webhook_type,
+        "object_type": object_type,
+        "organization_id": "1a901a90-1a90-1a90-1a90-1a901a901a90",
+        object_type: object(object_type, lago_id, account, overrides),
+    }))
+    .expect("JSON")
+}
