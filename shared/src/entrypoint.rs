@@ -6,6 +6,8 @@
 //! answer 400.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_config::timeout::TimeoutConfig;
@@ -24,12 +26,15 @@ use crate::secrets::SecretCache;
 use crate::store::{DynamoDbStore, IdempotencyStore};
 use crate::{telemetry, Family};
 
-/// The whole `main` of a function binary.
-pub async fn run(family: Family) -> Result<(), lambda_http::Error> {
-    telemetry::init();
-    let config = Config::from_env().inspect_err(|e| error!(error = %e, "invalid configuration"))?;
-    let app = build(family, &config).await;
-    lambda_runtime::run(service_fn(|event| answer(&app, event))).await
+/// The whole `main` of a function binary. Returned as a trait object so that the runtime's
+/// deeply nested future is compiled here once, not in each binary.
+pub fn run(family: Family) -> Pin<Box<dyn Future<Output = Result<(), lambda_http::Error>>>> {
+    Box::pin(async move {
+        telemetry::init();
+        let config = Config::from_env().inspect_err(|e| error!(error = %e, "invalid configuration"))?;
+        let app = build(family, &config).await;
+        lambda_runtime::run(service_fn(|event| answer(&app, event))).await
+    })
 }
 
 pub async fn build(family: Family, config: &Config) -> App<DynamoDbStore> {

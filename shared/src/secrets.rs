@@ -12,8 +12,9 @@ use thiserror::Error;
 use tokio::sync::Mutex;
 
 const TTL: Duration = Duration::from_secs(300);
-/// Bad signatures are cheap to send: re-read at most this often because of them.
-const FORCED_REFRESH_GAP: Duration = Duration::from_secs(30);
+/// Bad signatures are cheap to send: re-read at most this often because of them (Lago's
+/// retries of the same delivery come about 3 s and 20 s later, so a rotation is seen).
+pub const FORCED_REFRESH_GAP: Duration = Duration::from_secs(5);
 
 /// The secret's values. Debug is redacted so that no log or panic can print them.
 #[derive(Clone, PartialEq, Eq)]

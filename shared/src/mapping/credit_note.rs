@@ -26,7 +26,7 @@ pub(super) fn plan(note: &CreditNote) -> Result<Plan, MappingError> {
         .try_set_opt("Issuing_Date__c", note.issuing_date.as_deref().map(|v| date_value("issuing_date", v)))?
         .set_opt("Total_Amount__c", total)
         .set_opt("Currency__c", currency.map(|c| text(c, 3)))
-        .set_opt("File_Url__c", note.file_url.clone().map(Value::String));
+        .set_opt("File_Url__c", url_opt(&note.file_url));
     let reference = note.lago_invoice_id.as_deref().filter(|id| !id.is_empty()).map(|id| Reference {
         relationship: "Invoice__r",
         parent_object: super::invoice::OBJECT,

@@ -137,6 +137,13 @@ fn text_opt(value: &Option<String>, max_chars: usize) -> Option<Value> {
     value.as_deref().map(|v| values::text(v, max_chars))
 }
 
+/// Salesforce Url fields hold 255 characters. A longer link (Lago's signed file URLs can
+/// be) is left out rather than cut, which would make it a broken link, or sent, which
+/// would make Salesforce refuse the whole record.
+fn url_opt(value: &Option<String>) -> Option<Value> {
+    value.as_deref().filter(|url| url.chars().count() <= 255).map(|url| Value::String(url.to_owned()))
+}
+
 fn enum_opt<T>(value: &Option<T>, as_str: impl Fn(&T) -> &str) -> Option<Value> {
     value.as_ref().map(|v| Value::String(as_str(v).to_owned()))
 }

@@ -146,6 +146,17 @@ fn objects_map_to_records() {
             order: None,
         },
         Case {
+            name: "invoice: a file URL longer than a Salesforce Url field is left out",
+            family: Family::Invoice,
+            object: json!({
+                "lago_id": "inv-4", "number": "L-1", "file_url": format!("https://lago.test/{}", "x".repeat(250)),
+                "customer": customer(),
+            }),
+            fields: json!({ "Name": "L-1", "Account__c": ACCOUNT, "Number__c": "L-1" }),
+            target: upsert("Lago_Invoice__c", "inv-4"),
+            order: None,
+        },
+        Case {
             name: "invoice: KWD has three decimals; pre-2024 currency field",
             family: Family::Invoice,
             object: json!({
