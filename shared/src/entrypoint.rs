@@ -72,7 +72,7 @@ pub async fn answer<S: IdempotencyStore>(
             Ok(body) => body,
             Err(outcome) => return outcome,
         };
-        let deadline_epoch_ms = i64::try_from(context.deadline).unwrap_or(i64::MAX);
+        let deadline_epoch_ms = effective_deadline(context.deadline);
         let delivery = Delivery {
             body: &body,
             signature: header("x-lago-signature"),
@@ -98,9 +98,41 @@ fn raw_body(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, Outcome> {
     }
 }
 
+/// The function timeout of template.yaml, assumed when the runtime gives no usable deadline.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Lambda sends the deadline as epoch milliseconds; `cargo lambda watch` sends a duration
+/// (600000), which would read as long past. A deadline not in the future is not a deadline.
+fn effective_deadline(sent_epoch_ms: u64) -> i64 {
+    let now = now_epoch_ms();
+    match i64::try_from(sent_epoch_ms) {
+        Ok(deadline) if deadline > now => deadline,
+        _ => now + DEFAULT_TIMEOUT.as_millis() as i64,
+    }
+}
+
 fn instant_of(epoch_ms: i64) -> Instant {
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default();
-    Instant::now() + Duration::from_millis(epoch_ms.saturating_sub(now_ms).max(0) as u64)
+    Instant::now() + Duration::from_millis(epoch_ms.saturating_sub(now_epoch_ms()).max(0) as u64)
+}
+
+fn now_epoch_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_in_the_past_is_replaced_by_the_function_timeout() {
+        let now = now_epoch_ms();
+        let in_ten = (now + 10_000) as u64;
+        assert_eq!(effective_deadline(in_ten), in_ten as i64);
+        for unusable in [600_000, 0, u64::MAX] {
+            let deadline = effective_deadline(unusable);
+            assert!((now + 19_000..now + 21_000).contains(&deadline), "{unusable} -> {deadline}");
+        }
+    }
 }
 
 fn response(outcome: &Outcome) -> ApiGatewayV2httpResponse {
