@@ -31,7 +31,11 @@ impl Config {
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &'static str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &'static str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
 
         let salesforce_url = base_url("SALESFORCE_URL", &required("SALESFORCE_URL")?)?;
@@ -73,13 +77,18 @@ fn is_api_version(v: &str) -> bool {
 /// while a production URL can never send credentials in clear text.
 fn base_url(name: &'static str, value: &str) -> Result<String, ConfigError> {
     let url = value.trim_end_matches('/');
-    let malformed = |reason: &str| ConfigError::Malformed { name, reason: reason.to_owned() };
+    let malformed = |reason: &str| ConfigError::Malformed {
+        name,
+        reason: reason.to_owned(),
+    };
     let rest = if let Some(rest) = url.strip_prefix("https://") {
         rest
     } else if let Some(rest) = url.strip_prefix("http://") {
         let host = rest.split(['/', ':']).next().unwrap_or_default();
         if host != "localhost" && !host.starts_with("127.") {
-            return Err(malformed("must start with https:// (http:// is accepted for localhost only)"));
+            return Err(malformed(
+                "must start with https:// (http:// is accepted for localhost only)",
+            ));
         }
         rest
     } else {
@@ -97,8 +106,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| env.get(k).cloned())
     }
 
@@ -120,7 +131,10 @@ mod tests {
     fn each_setting_is_named_when_wrong() {
         let cases: &[(&[(&str, &str)], ConfigError)] = &[
             (&BASE[1..], ConfigError::Missing("SECRET_ID")),
-            (&[BASE[0], BASE[2]], ConfigError::Missing("IDEMPOTENCY_TABLE")),
+            (
+                &[BASE[0], BASE[2]],
+                ConfigError::Missing("IDEMPOTENCY_TABLE"),
+            ),
             (&BASE[..2], ConfigError::Missing("SALESFORCE_URL")),
         ];
         for (pairs, expected) in cases {
@@ -133,7 +147,9 @@ mod tests {
         };
         assert!(with(("SALESFORCE_API_VERSION", "v62")).starts_with("SALESFORCE_API_VERSION"));
         assert!(with(("SALESFORCE_API_VERSION", "62.00")).starts_with("SALESFORCE_API_VERSION"));
-        assert!(with(("SALESFORCE_URL", "http://acme.my.salesforce.com")).starts_with("SALESFORCE_URL"));
+        assert!(
+            with(("SALESFORCE_URL", "http://acme.my.salesforce.com")).starts_with("SALESFORCE_URL")
+        );
         assert!(with(("SALESFORCE_URL", "acme.my.salesforce.com")).starts_with("SALESFORCE_URL"));
         assert!(with(("LAGO_API_URL", "https://lago.acme.com/api/v1/")).starts_with("LAGO_API_URL"));
     }

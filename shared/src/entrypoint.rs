@@ -31,7 +31,8 @@ use crate::{telemetry, Family};
 pub fn run(family: Family) -> Pin<Box<dyn Future<Output = Result<(), lambda_http::Error>>>> {
     Box::pin(async move {
         telemetry::init();
-        let config = Config::from_env().inspect_err(|e| error!(error = %e, "invalid configuration"))?;
+        let config =
+            Config::from_env().inspect_err(|e| error!(error = %e, "invalid configuration"))?;
         let app = build(family, &config).await;
         lambda_runtime::run(service_fn(|event| answer(&app, event))).await
     })
@@ -43,11 +44,17 @@ pub async fn build(family: Family, config: &Config) -> App<DynamoDbStore> {
         .connect_timeout(Duration::from_secs(2))
         .operation_timeout(Duration::from_secs(5))
         .build();
-    let sdk = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).load().await;
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await;
     App {
         family,
         secrets: SecretCache::new(aws_sdk_secretsmanager::Client::new(&sdk), &config.secret_id),
-        store: DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.idempotency_table),
+        store: DynamoDbStore::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            &config.idempotency_table,
+        ),
         salesforce: SalesforceClient::new(&config.salesforce_url, &config.salesforce_api_version),
     }
 }
@@ -92,7 +99,9 @@ pub async fn answer<S: IdempotencyStore>(
 fn raw_body(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, Outcome> {
     let text = request.body.as_deref().unwrap_or_default();
     if request.is_base64_encoded {
-        STANDARD.decode(text).map_err(|_| Outcome::Invalid("the body is marked base64 but is not valid base64".into()))
+        STANDARD.decode(text).map_err(|_| {
+            Outcome::Invalid("the body is marked base64 but is not valid base64".into())
+        })
     } else {
         Ok(text.as_bytes().to_vec())
     }
@@ -116,7 +125,20 @@ fn instant_of(epoch_ms: i64) -> Instant {
 }
 
 fn now_epoch_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+fn response(outcome: &Outcome) -> ApiGatewayV2httpResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = i64::from(outcome.status_code());
+    response.headers = headers;
+    response.body = Some(Body::Text(outcome.body().to_string()));
+    response
 }
 
 #[cfg(test)]
@@ -130,17 +152,10 @@ mod tests {
         assert_eq!(effective_deadline(in_ten), in_ten as i64);
         for unusable in [600_000, 0, u64::MAX] {
             let deadline = effective_deadline(unusable);
-            assert!((now + 19_000..now + 21_000).contains(&deadline), "{unusable} -> {deadline}");
+            assert!(
+                (now + 19_000..now + 21_000).contains(&deadline),
+                "{unusable} -> {deadline}"
+            );
         }
     }
-}
-
-fn response(outcome: &Outcome) -> ApiGatewayV2httpResponse {
-    let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let mut response = ApiGatewayV2httpResponse::default();
-    response.status_code = i64::from(outcome.status_code());
-    response.headers = headers;
-    response.body = Some(Body::Text(outcome.body().to_string()));
-    response
 }

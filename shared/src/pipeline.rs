@@ -40,12 +40,21 @@ pub enum Outcome {
     Invalid(String),
     Ignored(String),
     Skipped(String),
-    Synced { created: Option<bool>, invoice_linked: Option<bool> },
+    Synced {
+        created: Option<bool>,
+        invoice_linked: Option<bool>,
+    },
     Duplicate,
-    Failed { code: String, message: String },
+    Failed {
+        code: String,
+        message: String,
+    },
     Conflict,
     InProgress,
-    Queued { code: String, message: String },
+    Queued {
+        code: String,
+        message: String,
+    },
     Unavailable(String),
 }
 
@@ -54,7 +63,10 @@ impl Outcome {
         match self {
             Outcome::Unauthorized(_) => 401,
             Outcome::Invalid(_) => 400,
-            Outcome::Ignored(_) | Outcome::Skipped(_) | Outcome::Synced { .. } | Outcome::Duplicate => 200,
+            Outcome::Ignored(_)
+            | Outcome::Skipped(_)
+            | Outcome::Synced { .. }
+            | Outcome::Duplicate => 200,
             Outcome::Failed { .. } | Outcome::Conflict => 422,
             Outcome::InProgress => 409,
             Outcome::Queued { .. } => 202,
@@ -88,7 +100,10 @@ impl Outcome {
             | Outcome::Ignored(message)
             | Outcome::Skipped(message)
             | Outcome::Unavailable(message) => json!({ "status": status, "message": message }),
-            Outcome::Synced { created, invoice_linked } => {
+            Outcome::Synced {
+                created,
+                invoice_linked,
+            } => {
                 let mut body = json!({ "status": status });
                 if let Some(created) = created {
                     body["created"] = json!(created);
@@ -101,12 +116,16 @@ impl Outcome {
             Outcome::Failed { code, message } | Outcome::Queued { code, message } => {
                 json!({ "status": status, "error_code": code, "message": message })
             }
-            Outcome::Duplicate => json!({ "status": status, "message": "this delivery was already processed" }),
+            Outcome::Duplicate => {
+                json!({ "status": status, "message": "this delivery was already processed" })
+            }
             Outcome::Conflict => json!({
                 "status": status,
                 "message": "this X-Lago-Unique-Key was already used with a different body",
             }),
-            Outcome::InProgress => json!({ "status": status, "message": "this delivery is being processed" }),
+            Outcome::InProgress => {
+                json!({ "status": status, "message": "this delivery is being processed" })
+            }
         }
     }
 }
@@ -116,9 +135,16 @@ impl<S: IdempotencyStore> App<S> {
         let outcome = self.run(delivery).await;
         Span::current().record("outcome", outcome.label());
         match &outcome {
-            Outcome::Unavailable(reason) => error!(status = outcome.status_code(), reason, "webhook not processed"),
+            Outcome::Unavailable(reason) => error!(
+                status = outcome.status_code(),
+                reason, "webhook not processed"
+            ),
             Outcome::Failed { code, .. } | Outcome::Queued { code, .. } => {
-                warn!(status = outcome.status_code(), error_code = code, "webhook handled")
+                warn!(
+                    status = outcome.status_code(),
+                    error_code = code,
+                    "webhook handled"
+                )
             }
             _ => info!(status = outcome.status_code(), "webhook handled"),
         }
@@ -151,19 +177,34 @@ impl<S: IdempotencyStore> App<S> {
             Err(e) => return Outcome::Invalid(e.to_string()),
         };
         Span::current().record("lago_id", plan.lago_id.as_str());
-        self.process(delivery, &envelope.webhook_type, &plan, &secrets).await
+        self.process(delivery, &envelope.webhook_type, &plan, &secrets)
+            .await
     }
 
     /// Verifies with the kept HMAC key, and once more with a re-read secret when that
     /// fails, in case the key was rotated.
-    async fn verified_secrets(&self, body: &[u8], claimed: &str) -> Result<std::sync::Arc<Secrets>, Outcome> {
-        let secrets = self.secrets.current().await.map_err(|e| Outcome::Unavailable(e.to_string()))?;
+    async fn verified_secrets(
+        &self,
+        body: &[u8],
+        claimed: &str,
+    ) -> Result<std::sync::Arc<Secrets>, Outcome> {
+        let secrets = self
+            .secrets
+            .current()
+            .await
+            .map_err(|e| Outcome::Unavailable(e.to_string()))?;
         if signature::verify(secrets.lago_hmac_key.as_bytes(), body, claimed).is_ok() {
             return Ok(secrets);
         }
-        let rotated = self.secrets.reread_after_rejection(&secrets).await.map_err(|e| Outcome::Unavailable(e.to_string()))?;
+        let rotated = self
+            .secrets
+            .reread_after_rejection(&secrets)
+            .await
+            .map_err(|e| Outcome::Unavailable(e.to_string()))?;
         match rotated {
-            Some(rotated) if signature::verify(rotated.lago_hmac_key.as_bytes(), body, claimed).is_ok() => {
+            Some(rotated)
+                if signature::verify(rotated.lago_hmac_key.as_bytes(), body, claimed).is_ok() =>
+            {
                 info!("the HMAC key was rotated; using the new one");
                 Ok(rotated)
             }
@@ -171,10 +212,19 @@ impl<S: IdempotencyStore> App<S> {
         }
     }
 
-    async fn process(&self, delivery: &Delivery<'_>, webhook_type: &str, plan: &Plan, secrets: &Secrets) -> Outcome {
+    async fn process(
+        &self,
+        delivery: &Delivery<'_>,
+        webhook_type: &str,
+        plan: &Plan,
+        secrets: &Secrets,
+    ) -> Outcome {
         let body_sha256 = hex::encode(Sha256::digest(delivery.body));
         // Lago always sends the key; without one, identical bodies are the same event.
-        let key = delivery_key(self.family.as_str(), delivery.unique_key.unwrap_or(&body_sha256));
+        let key = delivery_key(
+            self.family.as_str(),
+            delivery.unique_key.unwrap_or(&body_sha256),
+        );
         let now_ms = epoch_ms();
         let claim = ClaimRequest {
             key: &key,
@@ -194,7 +244,8 @@ impl<S: IdempotencyStore> App<S> {
             match self.store.advance_order(stamp, now_ms).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    let reason = format!("a newer state of {} is already in Salesforce", stamp.record);
+                    let reason =
+                        format!("a newer state of {} is already in Salesforce", stamp.record);
                     return self.complete(&key, Outcome::Skipped(reason)).await;
                 }
                 Err(e) => return self.give_back(&key, previous, e.to_string()).await,
@@ -205,17 +256,35 @@ impl<S: IdempotencyStore> App<S> {
             client_id: &secrets.salesforce_client_id,
             client_secret: &secrets.salesforce_client_secret,
         };
-        match self.salesforce.write(&credentials, &plan.write, delivery.deadline).await {
+        match self
+            .salesforce
+            .write(&credentials, &plan.write, delivery.deadline)
+            .await
+        {
             Ok(report) => {
-                let invoice_linked = plan.write.reference.as_ref().map(|_| !report.reference_dropped);
-                self.complete(&key, Outcome::Synced { created: report.created, invoice_linked }).await
+                let invoice_linked = plan
+                    .write
+                    .reference
+                    .as_ref()
+                    .map(|_| !report.reference_dropped);
+                self.complete(
+                    &key,
+                    Outcome::Synced {
+                        created: report.created,
+                        invoice_linked,
+                    },
+                )
+                .await
             }
             Err(e) => self.park(&key, previous, delivery.body, e).await,
         }
     }
 
     async fn complete(&self, key: &str, outcome: Outcome) -> Outcome {
-        let finish = Finish::Completed { outcome: outcome.label(), now_ms: epoch_ms() };
+        let finish = Finish::Completed {
+            outcome: outcome.label(),
+            now_ms: epoch_ms(),
+        };
         if let Err(e) = self.store.finish(key, &finish).await {
             // Salesforce already holds the result; a retry of this delivery would only
             // repeat an idempotent write once the lease has passed.
@@ -224,18 +293,40 @@ impl<S: IdempotencyStore> App<S> {
         outcome
     }
 
-    async fn park(&self, key: &str, previous: Option<Status>, body: &[u8], e: SalesforceError) -> Outcome {
+    async fn park(
+        &self,
+        key: &str,
+        previous: Option<Status>,
+        body: &[u8],
+        e: SalesforceError,
+    ) -> Outcome {
         let status = match e.class {
             Class::Transient => Status::Queued,
             Class::Permanent => Status::Failed,
         };
-        let finish =
-            Finish::Parked { status, body, error_code: &e.code, error_message: &e.message, now_ms: epoch_ms() };
+        let finish = Finish::Parked {
+            status,
+            body,
+            error_code: &e.code,
+            error_message: &e.message,
+            now_ms: epoch_ms(),
+        };
         match self.store.finish(key, &finish).await {
-            Ok(()) if status == Status::Queued => Outcome::Queued { code: e.code, message: e.message },
-            Ok(()) => Outcome::Failed { code: e.code, message: e.message },
+            Ok(()) if status == Status::Queued => Outcome::Queued {
+                code: e.code,
+                message: e.message,
+            },
+            Ok(()) => Outcome::Failed {
+                code: e.code,
+                message: e.message,
+            },
             Err(store_error) => {
-                self.give_back(key, previous, format!("{store_error} (after Salesforce answered {})", e.code)).await
+                self.give_back(
+                    key,
+                    previous,
+                    format!("{store_error} (after Salesforce answered {})", e.code),
+                )
+                .await
             }
         }
     }
@@ -257,11 +348,20 @@ fn replay(existing: &Existing, body_sha256: &str) -> Outcome {
     match existing.status {
         Status::Completed => Outcome::Duplicate,
         Status::InProgress => Outcome::InProgress,
-        Status::Failed => Outcome::Failed { code: stored(&existing.error_code), message: stored(&existing.error_message) },
-        Status::Queued => Outcome::Queued { code: stored(&existing.error_code), message: stored(&existing.error_message) },
+        Status::Failed => Outcome::Failed {
+            code: stored(&existing.error_code),
+            message: stored(&existing.error_message),
+        },
+        Status::Queued => Outcome::Queued {
+            code: stored(&existing.error_code),
+            message: stored(&existing.error_message),
+        },
     }
 }
 
 fn epoch_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }

@@ -52,7 +52,9 @@ impl Secrets {
                 Some(_) => Err(SecretsError::Malformed(format!("{name} must be a string"))),
             }
         };
-        let required = |name: &str| field(name)?.ok_or_else(|| SecretsError::Malformed(format!("{name} is missing")));
+        let required = |name: &str| {
+            field(name)?.ok_or_else(|| SecretsError::Malformed(format!("{name} is missing")))
+        };
         Ok(Secrets {
             lago_hmac_key: required("lago_hmac_key")?,
             lago_api_key: field("lago_api_key")?,
@@ -63,7 +65,10 @@ impl Secrets {
 }
 
 enum Source {
-    SecretsManager { client: aws_sdk_secretsmanager::Client, secret_id: String },
+    SecretsManager {
+        client: aws_sdk_secretsmanager::Client,
+        secret_id: String,
+    },
     Fixed(Arc<Secrets>),
 }
 
@@ -79,12 +84,21 @@ pub struct SecretCache {
 
 impl SecretCache {
     pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: impl Into<String>) -> Self {
-        SecretCache { source: Source::SecretsManager { client, secret_id: secret_id.into() }, cached: Mutex::new(None) }
+        SecretCache {
+            source: Source::SecretsManager {
+                client,
+                secret_id: secret_id.into(),
+            },
+            cached: Mutex::new(None),
+        }
     }
 
     /// Secrets known up front, for in-process tests and benchmarks.
     pub fn fixed(secrets: Secrets) -> Self {
-        SecretCache { source: Source::Fixed(Arc::new(secrets)), cached: Mutex::new(None) }
+        SecretCache {
+            source: Source::Fixed(Arc::new(secrets)),
+            cached: Mutex::new(None),
+        }
     }
 
     pub async fn current(&self) -> Result<Arc<Secrets>, SecretsError> {
@@ -97,9 +111,14 @@ impl SecretCache {
 
     /// Re-reads the secret after a signature failed with `used`, unless that was read
     /// moments ago. Returns the new secrets only when the HMAC key changed.
-    pub async fn reread_after_rejection(&self, used: &Secrets) -> Result<Option<Arc<Secrets>>, SecretsError> {
+    pub async fn reread_after_rejection(
+        &self,
+        used: &Secrets,
+    ) -> Result<Option<Arc<Secrets>>, SecretsError> {
         let mut cached = self.cached.lock().await;
-        let fresh_enough = cached.as_ref().is_some_and(|c| c.fetched.elapsed() < FORCED_REFRESH_GAP);
+        let fresh_enough = cached
+            .as_ref()
+            .is_some_and(|c| c.fetched.elapsed() < FORCED_REFRESH_GAP);
         let latest = match cached.as_ref() {
             Some(c) if fresh_enough => c.secrets.clone(),
             _ => self.refresh(&mut cached).await?,
@@ -110,20 +129,35 @@ impl SecretCache {
     async fn refresh(&self, cached: &mut Option<Cached>) -> Result<Arc<Secrets>, SecretsError> {
         let secrets = match &self.source {
             Source::Fixed(secrets) => secrets.clone(),
-            Source::SecretsManager { client, secret_id } => Arc::new(fetch(client, secret_id).await?),
+            Source::SecretsManager { client, secret_id } => {
+                Arc::new(fetch(client, secret_id).await?)
+            }
         };
-        *cached = Some(Cached { secrets: secrets.clone(), fetched: Instant::now() });
+        *cached = Some(Cached {
+            secrets: secrets.clone(),
+            fetched: Instant::now(),
+        });
         Ok(secrets)
     }
 }
 
-async fn fetch(client: &aws_sdk_secretsmanager::Client, secret_id: &str) -> Result<Secrets, SecretsError> {
-    let output = client.get_secret_value().secret_id(secret_id).send().await.map_err(|e| {
-        // The error's code and message come from AWS and never carry the secret value.
-        let code = e.code().unwrap_or("no answer");
-        SecretsError::Unavailable(format!("GetSecretValue failed: {code}"))
-    })?;
-    let json = output.secret_string().ok_or_else(|| SecretsError::Malformed("it has no SecretString".into()))?;
+async fn fetch(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<Secrets, SecretsError> {
+    let output = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| {
+            // The error's code and message come from AWS and never carry the secret value.
+            let code = e.code().unwrap_or("no answer");
+            SecretsError::Unavailable(format!("GetSecretValue failed: {code}"))
+        })?;
+    let json = output
+        .secret_string()
+        .ok_or_else(|| SecretsError::Malformed("it has no SecretString".into()))?;
     Secrets::parse(json)
 }
 
@@ -148,14 +182,23 @@ mod tests {
     #[test]
     fn errors_and_debug_never_show_values() {
         let cases = [
-            (r#"{"lago_hmac_key":"hmac-key-value"}"#, "salesforce_client_id is missing"),
-            (r#"{"lago_hmac_key":123456,"salesforce_client_id":"i","salesforce_client_secret":"s"}"#, "lago_hmac_key must be a string"),
+            (
+                r#"{"lago_hmac_key":"hmac-key-value"}"#,
+                "salesforce_client_id is missing",
+            ),
+            (
+                r#"{"lago_hmac_key":123456,"salesforce_client_id":"i","salesforce_client_secret":"s"}"#,
+                "lago_hmac_key must be a string",
+            ),
             ("hmac-key-value", "not a JSON object"),
         ];
         for (json, expected) in cases {
             let message = Secrets::parse(json).unwrap_err().to_string();
             assert!(message.contains(expected), "{message}");
-            assert!(!message.contains("hmac-key-value") && !message.contains("123456"), "{message}");
+            assert!(
+                !message.contains("hmac-key-value") && !message.contains("123456"),
+                "{message}"
+            );
         }
         let debug = format!("{:?}", Secrets::parse(FULL).unwrap());
         assert!(!debug.contains("value"), "{debug}");

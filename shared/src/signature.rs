@@ -27,8 +27,14 @@ impl Rejection {
 
 /// Checks the headers' shape before any key is needed, so that requests that can never
 /// verify cost no Secrets Manager call.
-pub fn precheck<'a>(signature: Option<&'a str>, algorithm: Option<&str>) -> Result<&'a str, Rejection> {
-    let signature = signature.map(str::trim).filter(|s| !s.is_empty()).ok_or(Rejection::MissingSignature)?;
+pub fn precheck<'a>(
+    signature: Option<&'a str>,
+    algorithm: Option<&str>,
+) -> Result<&'a str, Rejection> {
+    let signature = signature
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or(Rejection::MissingSignature)?;
     match algorithm.map(str::trim) {
         Some(a) if a.eq_ignore_ascii_case("hmac") => Ok(signature),
         _ => Err(Rejection::UnsupportedAlgorithm),
@@ -37,15 +43,19 @@ pub fn precheck<'a>(signature: Option<&'a str>, algorithm: Option<&str>) -> Resu
 
 /// Constant-time comparison of the expected MAC with the decoded header value.
 pub fn verify(hmac_key: &[u8], body: &[u8], signature: &str) -> Result<(), Rejection> {
-    let claimed = STANDARD.decode(signature).map_err(|_| Rejection::Mismatch)?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(hmac_key).expect("HMAC accepts keys of any length");
+    let claimed = STANDARD
+        .decode(signature)
+        .map_err(|_| Rejection::Mismatch)?;
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(hmac_key).expect("HMAC accepts keys of any length");
     mac.update(body);
     mac.verify_slice(&claimed).map_err(|_| Rejection::Mismatch)
 }
 
 /// What Lago puts in `X-Lago-Signature`; used by the tests and the local sender.
 pub fn sign(hmac_key: &[u8], body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(hmac_key).expect("HMAC accepts keys of any length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(hmac_key).expect("HMAC accepts keys of any length");
     mac.update(body);
     STANDARD.encode(mac.finalize().into_bytes())
 }
@@ -60,7 +70,10 @@ mod tests {
     #[test]
     fn matches_an_independent_computation() {
         // python3: base64.b64encode(hmac.new(b"key", b'{"a":1}', hashlib.sha256).digest())
-        assert_eq!(sign(b"key", br#"{"a":1}"#), "iKZ/JLvNrtDmyZdAS7eadDuvRMa6svTCcyjjAJ0i40I=");
+        assert_eq!(
+            sign(b"key", br#"{"a":1}"#),
+            "iKZ/JLvNrtDmyZdAS7eadDuvRMa6svTCcyjjAJ0i40I="
+        );
     }
 
     #[test]
@@ -77,10 +90,22 @@ mod tests {
 
     #[test]
     fn headers_are_checked_before_any_key() {
-        assert_eq!(precheck(None, Some("hmac")), Err(Rejection::MissingSignature));
-        assert_eq!(precheck(Some("  "), Some("hmac")), Err(Rejection::MissingSignature));
-        assert_eq!(precheck(Some("abc"), Some("jwt")), Err(Rejection::UnsupportedAlgorithm));
-        assert_eq!(precheck(Some("abc"), None), Err(Rejection::UnsupportedAlgorithm));
+        assert_eq!(
+            precheck(None, Some("hmac")),
+            Err(Rejection::MissingSignature)
+        );
+        assert_eq!(
+            precheck(Some("  "), Some("hmac")),
+            Err(Rejection::MissingSignature)
+        );
+        assert_eq!(
+            precheck(Some("abc"), Some("jwt")),
+            Err(Rejection::UnsupportedAlgorithm)
+        );
+        assert_eq!(
+            precheck(Some("abc"), None),
+            Err(Rejection::UnsupportedAlgorithm)
+        );
         assert_eq!(precheck(Some("abc"), Some("HMAC")), Ok("abc"));
     }
 }

@@ -18,12 +18,27 @@ fn examples() -> Vec<(String, Vec<u8>)> {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert!(files.len() >= 10, "expected the Lago examples in {}", dir.display());
-    files.into_iter().map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap())).collect()
+    assert!(
+        files.len() >= 10,
+        "expected the Lago examples in {}",
+        dir.display()
+    );
+    files
+        .into_iter()
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect()
 }
 
 fn family_of(object_type: &str) -> Family {
-    Family::ALL.into_iter().find(|f| f.object_type() == object_type).expect("a synced family")
+    Family::ALL
+        .into_iter()
+        .find(|f| f.object_type() == object_type)
+        .expect("a synced family")
 }
 
 #[test]
@@ -55,16 +70,49 @@ fn every_example_maps_once_linked_to_an_account() {
         }
         let linked = serde_json::to_vec(&payload).unwrap();
         let envelope = Envelope::parse(&linked).unwrap();
-        let plan = mapping::plan(family_of(&object_type), &envelope).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let plan = mapping::plan(family_of(&object_type), &envelope)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let fields = &plan.write.fields;
         let expected: &[&str] = match object_type.as_str() {
-            "customer" => &["Lago_Customer_Id__c", "Lago_External_Customer_Id__c", "Lago_Customer_Name__c", "Lago_Currency__c"],
-            "subscription" => &["Name", "Account__c", "External_Id__c", "Plan_Code__c", "Status__c", "Start_Date__c"],
-            "invoice" => &["Name", "Account__c", "Number__c", "Status__c", "Total_Amount__c", "Currency__c", "Issuing_Date__c"],
-            _ => &["Name", "Account__c", "Number__c", "Lago_Invoice_Id__c", "Credit_Status__c", "Reason__c", "Total_Amount__c", "Currency__c"],
+            "customer" => &[
+                "Lago_Customer_Id__c",
+                "Lago_External_Customer_Id__c",
+                "Lago_Customer_Name__c",
+                "Lago_Currency__c",
+            ],
+            "subscription" => &[
+                "Name",
+                "Account__c",
+                "External_Id__c",
+                "Plan_Code__c",
+                "Status__c",
+                "Start_Date__c",
+            ],
+            "invoice" => &[
+                "Name",
+                "Account__c",
+                "Number__c",
+                "Status__c",
+                "Total_Amount__c",
+                "Currency__c",
+                "Issuing_Date__c",
+            ],
+            _ => &[
+                "Name",
+                "Account__c",
+                "Number__c",
+                "Lago_Invoice_Id__c",
+                "Credit_Status__c",
+                "Reason__c",
+                "Total_Amount__c",
+                "Currency__c",
+            ],
         };
         for field in expected {
-            assert!(fields.contains_key(*field), "{name}: {field} missing from {fields:?}");
+            assert!(
+                fields.contains_key(*field),
+                "{name}: {field} missing from {fields:?}"
+            );
         }
         if object_type != "customer" {
             assert_eq!(fields["Account__c"], json!(ACCOUNT), "{name}");
@@ -74,7 +122,11 @@ fn every_example_maps_once_linked_to_an_account() {
 
 #[test]
 fn the_customer_example_links_through_a_salesforce_integration() {
-    let body = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/lago/openapi-derived-customer_updated.json")).unwrap();
+    let body = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/lago/openapi-derived-customer_updated.json"),
+    )
+    .unwrap();
     let mut payload: Value = serde_json::from_slice(&body).unwrap();
     payload["customer"]["integration_customers"] = json!([
         { "lago_id": "x", "type": "netsuite", "external_customer_id": "12345" },
@@ -82,5 +134,8 @@ fn the_customer_example_links_through_a_salesforce_integration() {
     ]);
     let linked = serde_json::to_vec(&payload).unwrap();
     let plan = mapping::plan(Family::Customer, &Envelope::parse(&linked).unwrap()).unwrap();
-    assert_eq!(plan.write.target, mapping::Target::Account { id: ACCOUNT.into() });
+    assert_eq!(
+        plan.write.target,
+        mapping::Target::Account { id: ACCOUNT.into() }
+    );
 }

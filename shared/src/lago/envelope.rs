@@ -29,7 +29,10 @@ pub enum EnvelopeError {
     #[error("the envelope has no {0:?} object")]
     MissingObject(String),
     #[error("the {object_type} object is malformed: {source}")]
-    MalformedObject { object_type: String, source: serde_json::Error },
+    MalformedObject {
+        object_type: String,
+        source: serde_json::Error,
+    },
 }
 
 impl<'a> Envelope<'a> {

@@ -9,6 +9,6 @@ mod values;
 pub use envelope::{Envelope, EnvelopeError};
 pub use objects::{CreditNote, Customer, IntegrationCustomer, Invoice, Subscription};
 pub use values::{
-    BillingTime, CreditNoteReason, CreditStatus, InvoiceStatus, InvoiceType, PaymentStatus, RefundStatus,
-    SubscriptionStatus,
+    BillingTime, CreditNoteReason, CreditStatus, InvoiceStatus, InvoiceType, PaymentStatus,
+    RefundStatus, SubscriptionStatus,
 };

@@ -6,7 +6,12 @@ use crate::lago::Customer;
 /// `external_salesforce_id`, else the Salesforce integration's `external_customer_id`;
 /// it must look like a Salesforce id (15 or 18 letters and digits).
 pub fn account_id(customer: &Customer) -> Result<String, MappingError> {
-    let non_empty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let non_empty = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
     let candidate = non_empty(&customer.external_salesforce_id).or_else(|| {
         customer
             .integration_customers
@@ -14,7 +19,11 @@ pub fn account_id(customer: &Customer) -> Result<String, MappingError> {
             .filter(|i| i.kind.as_deref() == Some("salesforce"))
             .find_map(|i| non_empty(&i.external_customer_id))
     });
-    let who = customer.external_id.as_deref().or(customer.lago_id.as_deref()).unwrap_or("(unknown)");
+    let who = customer
+        .external_id
+        .as_deref()
+        .or(customer.lago_id.as_deref())
+        .unwrap_or("(unknown)");
     let id = candidate.ok_or_else(|| {
         MappingError::NoAccount(format!(
             "customer {who} has no Salesforce Account id (external_salesforce_id or a Salesforce integration)"
@@ -35,7 +44,10 @@ mod tests {
     use super::*;
     use crate::lago::IntegrationCustomer;
 
-    fn customer(external_salesforce_id: Option<&str>, integrations: &[(&str, Option<&str>)]) -> Customer {
+    /// `integration_customers` as (type, external_customer_id) pairs.
+    type Integrations<'a> = &'a [(&'a str, Option<&'a str>)];
+
+    fn customer(external_salesforce_id: Option<&str>, integrations: Integrations) -> Customer {
         Customer {
             external_id: Some("cus_42".into()),
             external_salesforce_id: external_salesforce_id.map(Into::into),
@@ -52,33 +64,57 @@ mod tests {
 
     #[test]
     fn account_id_sources_in_order() {
-        let ok: &[(Option<&str>, &[(&str, Option<&str>)], &str)] = &[
+        let ok: &[(Option<&str>, Integrations, &str)] = &[
             (Some("001Dn00000AbCdEfGH"), &[], "001Dn00000AbCdEfGH"),
             (Some("001Dn00000AbCdE"), &[], "001Dn00000AbCdE"),
             (Some(" 001Dn00000AbCdEfGH "), &[], "001Dn00000AbCdEfGH"),
-            (Some("001Dn00000AbCdEfGH"), &[("salesforce", Some("001Dn00000ZZZZZZZZ"))], "001Dn00000AbCdEfGH"),
-            (None, &[("hubspot", Some("123")), ("salesforce", Some("001Dn00000ZZZZZZZZ"))], "001Dn00000ZZZZZZZZ"),
-            (Some(""), &[("salesforce", Some("001Dn00000ZZZZZZZZ"))], "001Dn00000ZZZZZZZZ"),
+            (
+                Some("001Dn00000AbCdEfGH"),
+                &[("salesforce", Some("001Dn00000ZZZZZZZZ"))],
+                "001Dn00000AbCdEfGH",
+            ),
+            (
+                None,
+                &[
+                    ("hubspot", Some("123")),
+                    ("salesforce", Some("001Dn00000ZZZZZZZZ")),
+                ],
+                "001Dn00000ZZZZZZZZ",
+            ),
+            (
+                Some(""),
+                &[("salesforce", Some("001Dn00000ZZZZZZZZ"))],
+                "001Dn00000ZZZZZZZZ",
+            ),
         ];
         for (legacy, integrations, expected) in ok {
-            assert_eq!(account_id(&customer(*legacy, integrations)).unwrap(), *expected);
+            assert_eq!(
+                account_id(&customer(*legacy, integrations)).unwrap(),
+                *expected
+            );
         }
     }
 
     #[test]
     fn missing_or_malformed_ids_are_reasons_to_skip() {
-        let bad: &[(Option<&str>, &[(&str, Option<&str>)])] = &[
+        let bad: &[(Option<&str>, Integrations)] = &[
             (None, &[]),
             (None, &[("hubspot", Some("001Dn00000ZZZZZZZZ"))]),
             (None, &[("salesforce", None)]),
             (Some("001Dn00000AbCd"), &[]),
             (Some("001Dn00000AbCdEfGHI"), &[]),
             (Some("001Dn00000AbCd-fGH"), &[]),
-            (Some("https://acme.my.salesforce.com/001Dn00000AbCdEfGH"), &[]),
+            (
+                Some("https://acme.my.salesforce.com/001Dn00000AbCdEfGH"),
+                &[],
+            ),
         ];
         for (legacy, integrations) in bad {
             let err = account_id(&customer(*legacy, integrations)).unwrap_err();
-            assert!(matches!(&err, MappingError::NoAccount(m) if m.contains("cus_42")), "{err}");
+            assert!(
+                matches!(&err, MappingError::NoAccount(m) if m.contains("cus_42")),
+                "{err}"
+            );
         }
     }
 }

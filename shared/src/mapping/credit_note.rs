@@ -17,22 +17,40 @@ pub(super) fn plan(note: &CreditNote) -> Result<Plan, MappingError> {
     record
         .set("Name", name(&[&note.number], lago_id))
         .set("Account__c", Value::String(account))
-        .set_opt("Lago_Invoice_Id__c", note.lago_invoice_id.clone().map(Value::String))
+        .set_opt(
+            "Lago_Invoice_Id__c",
+            note.lago_invoice_id.clone().map(Value::String),
+        )
         .set_opt("Number__c", text_opt(&note.number, 255))
         .set_opt("Invoice_Number__c", text_opt(&note.invoice_number, 255))
-        .set_opt("Credit_Status__c", enum_opt(&note.credit_status, |s| s.as_str()))
-        .set_opt("Refund_Status__c", enum_opt(&note.refund_status, |s| s.as_str()))
+        .set_opt(
+            "Credit_Status__c",
+            enum_opt(&note.credit_status, |s| s.as_str()),
+        )
+        .set_opt(
+            "Refund_Status__c",
+            enum_opt(&note.refund_status, |s| s.as_str()),
+        )
         .set_opt("Reason__c", enum_opt(&note.reason, |r| r.as_str()))
-        .try_set_opt("Issuing_Date__c", note.issuing_date.as_deref().map(|v| date_value("issuing_date", v)))?
+        .try_set_opt(
+            "Issuing_Date__c",
+            note.issuing_date
+                .as_deref()
+                .map(|v| date_value("issuing_date", v)),
+        )?
         .set_opt("Total_Amount__c", total)
         .set_opt("Currency__c", currency.map(|c| text(c, 3)))
         .set_opt("File_Url__c", url_opt(&note.file_url));
-    let reference = note.lago_invoice_id.as_deref().filter(|id| !id.is_empty()).map(|id| Reference {
-        relationship: "Invoice__r",
-        parent_object: super::invoice::OBJECT,
-        parent_field: LAGO_ID_FIELD,
-        value: id.to_owned(),
-    });
+    let reference = note
+        .lago_invoice_id
+        .as_deref()
+        .filter(|id| !id.is_empty())
+        .map(|id| Reference {
+            relationship: "Invoice__r",
+            parent_object: super::invoice::OBJECT,
+            parent_field: LAGO_ID_FIELD,
+            value: id.to_owned(),
+        });
     let order = order_by_updated_at(OBJECT, lago_id, &note.updated_at)?;
     Ok(upsert(OBJECT, lago_id, record, reference, order))
 }

@@ -10,22 +10,37 @@ pub(super) fn plan(customer: &Customer) -> Result<Plan, MappingError> {
     let mut record = Record::default();
     record
         .set("Lago_Customer_Id__c", Value::String(lago_id.to_owned()))
-        .set_opt("Lago_External_Customer_Id__c", text_opt(&customer.external_id, 255))
+        .set_opt(
+            "Lago_External_Customer_Id__c",
+            text_opt(&customer.external_id, 255),
+        )
         .set_opt("Lago_Customer_Name__c", text_opt(&customer.name, 255))
         .set_opt("Lago_Billing_Email__c", text_opt(&customer.email, 255))
         .set_opt("Lago_Currency__c", text_opt(&customer.currency, 3))
-        .set_opt("Lago_Tax_Identification_Number__c", text_opt(&customer.tax_identification_number, 255))
+        .set_opt(
+            "Lago_Tax_Identification_Number__c",
+            text_opt(&customer.tax_identification_number, 255),
+        )
         .try_set_opt(
             "Lago_Customer_Updated_At__c",
-            customer.updated_at.as_deref().map(|v| datetime_value("updated_at", v)),
+            customer
+                .updated_at
+                .as_deref()
+                .map(|v| datetime_value("updated_at", v)),
         )?;
     // Several Lago customers may share one Account, which shows the most recently
     // updated one: so the order is kept per Account, not per customer.
-    let order = updated_at_version(&customer.updated_at)?
-        .map(|version| OrderStamp { record: format!("Account/{account}"), version });
+    let order = updated_at_version(&customer.updated_at)?.map(|version| OrderStamp {
+        record: format!("Account/{account}"),
+        version,
+    });
     Ok(Plan {
         lago_id: lago_id.to_owned(),
-        write: SalesforceWrite { target: Target::Account { id: account }, fields: record.0, reference: None },
+        write: SalesforceWrite {
+            target: Target::Account { id: account },
+            fields: record.0,
+            reference: None,
+        },
         order,
     })
 }

@@ -18,12 +18,27 @@ pub(super) fn plan(invoice: &Invoice) -> Result<Plan, MappingError> {
         .set("Account__c", Value::String(account))
         .set_opt("Number__c", text_opt(&invoice.number, 255))
         .set_opt("Status__c", enum_opt(&invoice.status, |s| s.as_str()))
-        .set_opt("Payment_Status__c", enum_opt(&invoice.payment_status, |s| s.as_str()))
-        .set_opt("Invoice_Type__c", enum_opt(&invoice.invoice_type, |t| t.as_str()))
-        .try_set_opt("Issuing_Date__c", invoice.issuing_date.as_deref().map(|v| date_value("issuing_date", v)))?
+        .set_opt(
+            "Payment_Status__c",
+            enum_opt(&invoice.payment_status, |s| s.as_str()),
+        )
+        .set_opt(
+            "Invoice_Type__c",
+            enum_opt(&invoice.invoice_type, |t| t.as_str()),
+        )
+        .try_set_opt(
+            "Issuing_Date__c",
+            invoice
+                .issuing_date
+                .as_deref()
+                .map(|v| date_value("issuing_date", v)),
+        )?
         .try_set_opt(
             "Payment_Due_Date__c",
-            invoice.payment_due_date.as_deref().map(|v| date_value("payment_due_date", v)),
+            invoice
+                .payment_due_date
+                .as_deref()
+                .map(|v| date_value("payment_due_date", v)),
         )?
         .set_opt("Total_Amount__c", total)
         .set_opt("Currency__c", currency.map(|c| text(c, 3)))

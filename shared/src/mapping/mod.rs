@@ -26,7 +26,10 @@ pub enum Target {
     /// PATCH an existing Account by its id; Accounts are never created.
     Account { id: String },
     /// Upsert by `Lago_Id__c`.
-    Upsert { object: &'static str, lago_id: String },
+    Upsert {
+        object: &'static str,
+        lago_id: String,
+    },
 }
 
 /// A lookup set through the parent's external id, which Salesforce resolves itself (no
@@ -67,7 +70,11 @@ pub enum MappingError {
     #[error("{0}")]
     NoAccount(String),
     #[error("field {field} = {value:?}: {reason}")]
-    Invalid { field: String, value: String, reason: &'static str },
+    Invalid {
+        field: String,
+        value: String,
+        reason: &'static str,
+    },
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
 }
@@ -75,7 +82,11 @@ pub enum MappingError {
 impl MappingError {
     pub(crate) fn invalid(field: &str, value: &str, reason: &'static str) -> Self {
         let value: String = value.chars().take(64).collect();
-        MappingError::Invalid { field: field.to_owned(), value, reason }
+        MappingError::Invalid {
+            field: field.to_owned(),
+            value,
+            reason,
+        }
     }
 
     pub(crate) fn missing(field: &str) -> Self {
@@ -122,14 +133,20 @@ impl Record {
 }
 
 fn required<'a>(field: &str, value: &'a Option<String>) -> Result<&'a str, MappingError> {
-    value.as_deref().filter(|v| !v.trim().is_empty()).ok_or_else(|| MappingError::missing(field))
+    value
+        .as_deref()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| MappingError::missing(field))
 }
 
 /// Version from `updated_at`, in milliseconds since the epoch.
 fn updated_at_version(updated_at: &Option<String>) -> Result<Option<i64>, MappingError> {
     updated_at
         .as_deref()
-        .map(|v| values::datetime("updated_at", v).map(|dt| (dt.unix_timestamp_nanos() / 1_000_000) as i64))
+        .map(|v| {
+            values::datetime("updated_at", v)
+                .map(|dt| (dt.unix_timestamp_nanos() / 1_000_000) as i64)
+        })
         .transpose()
 }
 
@@ -141,7 +158,10 @@ fn text_opt(value: &Option<String>, max_chars: usize) -> Option<Value> {
 /// be) is left out rather than cut, which would make it a broken link, or sent, which
 /// would make Salesforce refuse the whole record.
 fn url_opt(value: &Option<String>) -> Option<Value> {
-    value.as_deref().filter(|url| url.chars().count() <= 255).map(|url| Value::String(url.to_owned()))
+    value
+        .as_deref()
+        .filter(|url| url.chars().count() <= 255)
+        .map(|url| Value::String(url.to_owned()))
 }
 
 fn enum_opt<T>(value: &Option<T>, as_str: impl Fn(&T) -> &str) -> Option<Value> {
@@ -149,13 +169,22 @@ fn enum_opt<T>(value: &Option<T>, as_str: impl Fn(&T) -> &str) -> Option<Value> 
 }
 
 fn currency_of<'a>(currency: &'a Option<String>, legacy: &'a Option<String>) -> Option<&'a str> {
-    currency.as_deref().or(legacy.as_deref()).filter(|c| !c.is_empty())
+    currency
+        .as_deref()
+        .or(legacy.as_deref())
+        .filter(|c| !c.is_empty())
 }
 
 /// `Total_Amount__c`: an amount is meaningless without its currency.
 fn total_amount(cents: Option<i64>, currency: Option<&str>) -> Result<Option<Value>, MappingError> {
     cents
-        .map(|cents| values::amount("total_amount_cents", cents, currency.ok_or_else(|| MappingError::missing("currency"))?))
+        .map(|cents| {
+            values::amount(
+                "total_amount_cents",
+                cents,
+                currency.ok_or_else(|| MappingError::missing("currency"))?,
+            )
+        })
         .transpose()
 }
 
@@ -170,22 +199,41 @@ fn name(candidates: &[&Option<String>], fallback: &str) -> Value {
 }
 
 /// The Account of a subscription, invoice or credit note comes from its embedded customer.
-fn embedded_account(customer: &Option<crate::lago::Customer>, what: &str) -> Result<String, MappingError> {
-    let customer = customer
-        .as_ref()
-        .ok_or_else(|| MappingError::NoAccount(format!("the {what} payload carries no customer")))?;
+fn embedded_account(
+    customer: &Option<crate::lago::Customer>,
+    what: &str,
+) -> Result<String, MappingError> {
+    let customer = customer.as_ref().ok_or_else(|| {
+        MappingError::NoAccount(format!("the {what} payload carries no customer"))
+    })?;
     account_id(customer)
 }
 
-fn order_by_updated_at(object: &str, lago_id: &str, updated_at: &Option<String>) -> Result<Option<OrderStamp>, MappingError> {
-    Ok(updated_at_version(updated_at)?.map(|version| OrderStamp { record: format!("{object}/{lago_id}"), version }))
+fn order_by_updated_at(
+    object: &str,
+    lago_id: &str,
+    updated_at: &Option<String>,
+) -> Result<Option<OrderStamp>, MappingError> {
+    Ok(updated_at_version(updated_at)?.map(|version| OrderStamp {
+        record: format!("{object}/{lago_id}"),
+        version,
+    }))
 }
 
-fn upsert(object: &'static str, lago_id: &str, record: Record, reference: Option<Reference>, order: Option<OrderStamp>) -> Plan {
+fn upsert(
+    object: &'static str,
+    lago_id: &str,
+    record: Record,
+    reference: Option<Reference>,
+    order: Option<OrderStamp>,
+) -> Plan {
     Plan {
         lago_id: lago_id.to_owned(),
         write: SalesforceWrite {
-            target: Target::Upsert { object, lago_id: lago_id.to_owned() },
+            target: Target::Upsert {
+                object,
+                lago_id: lago_id.to_owned(),
+            },
             fields: record.0,
             reference,
         },

@@ -9,20 +9,32 @@ pub const OBJECT: &str = "Lago_Subscription__c";
 pub(super) fn plan(subscription: &Subscription) -> Result<Plan, MappingError> {
     let account = embedded_account(&subscription.customer, "subscription")?;
     let lago_id = required("lago_id", &subscription.lago_id)?;
-    let start = subscription.started_at.as_deref().or(subscription.subscription_at.as_deref());
+    let start = subscription
+        .started_at
+        .as_deref()
+        .or(subscription.subscription_at.as_deref());
 
     let mut record = Record::default();
     record
-        .set("Name", name(&[&subscription.name, &subscription.plan_code], lago_id))
+        .set(
+            "Name",
+            name(&[&subscription.name, &subscription.plan_code], lago_id),
+        )
         .set("Account__c", Value::String(account))
         .set_opt("External_Id__c", text_opt(&subscription.external_id, 255))
         .set_opt("Plan_Code__c", text_opt(&subscription.plan_code, 255))
         .set_opt("Status__c", enum_opt(&subscription.status, |s| s.as_str()))
-        .set_opt("Billing_Time__c", enum_opt(&subscription.billing_time, |b| b.as_str()))
+        .set_opt(
+            "Billing_Time__c",
+            enum_opt(&subscription.billing_time, |b| b.as_str()),
+        )
         .try_set_opt("Start_Date__c", start.map(|v| date_value("started_at", v)))?
         .try_set_opt(
             "Termination_Date__c",
-            subscription.terminated_at.as_deref().map(|v| date_value("terminated_at", v)),
+            subscription
+                .terminated_at
+                .as_deref()
+                .map(|v| date_value("terminated_at", v)),
         )?;
     // The serializer has no updated_at; the status only moves forward, so it orders.
     let order = subscription.status.as_ref().map(|status| OrderStamp {

@@ -22,14 +22,6 @@ fn customer() -> Value {
     json!({ "lago_id": "cus-lago-1", "external_id": "acme", "external_salesforce_id": ACCOUNT })
 }
 
-fn merged(base: Value, extra: Value) -> Value {
-    let mut base = base;
-    for (k, v) in extra.as_object().unwrap() {
-        base[k] = v.clone();
-    }
-    base
-}
-
 struct Case {
     name: &'static str,
     family: Family,
@@ -40,7 +32,10 @@ struct Case {
 }
 
 fn upsert(object: &'static str, lago_id: &str) -> Target {
-    Target::Upsert { object, lago_id: lago_id.into() }
+    Target::Upsert {
+        object,
+        lago_id: lago_id.into(),
+    }
 }
 
 #[test]
@@ -190,8 +185,14 @@ fn objects_map_to_records() {
         },
     ];
     for case in cases {
-        let plan = plan_of(case.family, case.object).unwrap_or_else(|e| panic!("{}: {e}", case.name));
-        assert_eq!(Value::Object(plan.write.fields.clone()), case.fields, "{}", case.name);
+        let plan =
+            plan_of(case.family, case.object).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        assert_eq!(
+            Value::Object(plan.write.fields.clone()),
+            case.fields,
+            "{}",
+            case.name
+        );
         assert_eq!(plan.write.target, case.target, "{}", case.name);
         let order = plan.order.as_ref().map(|o| (o.record.as_str(), o.version));
         assert_eq!(order, case.order, "{}", case.name);
@@ -205,13 +206,19 @@ fn amounts_are_exact_json_numbers() {
         json!({ "lago_id": "i", "total_amount_cents": 1010, "currency": "EUR", "customer": customer() }),
     )
     .unwrap();
-    assert_eq!(serde_json::to_string(&plan.write.fields["Total_Amount__c"]).unwrap(), "10.10");
+    assert_eq!(
+        serde_json::to_string(&plan.write.fields["Total_Amount__c"]).unwrap(),
+        "10.10"
+    );
 }
 
 #[test]
 fn only_the_credit_note_carries_a_reference() {
-    let note = plan_of(Family::CreditNote, json!({ "lago_id": "cn", "lago_invoice_id": "inv-9", "customer": customer() }))
-        .unwrap();
+    let note = plan_of(
+        Family::CreditNote,
+        json!({ "lago_id": "cn", "lago_invoice_id": "inv-9", "customer": customer() }),
+    )
+    .unwrap();
     assert_eq!(
         note.write.reference,
         Some(Reference {
@@ -221,21 +228,57 @@ fn only_the_credit_note_carries_a_reference() {
             value: "inv-9".into()
         })
     );
-    let invoice = plan_of(Family::Invoice, json!({ "lago_id": "i", "customer": customer() })).unwrap();
+    let invoice = plan_of(
+        Family::Invoice,
+        json!({ "lago_id": "i", "customer": customer() }),
+    )
+    .unwrap();
     assert_eq!(invoice.write.reference, None);
 }
 
 #[test]
 fn unmappable_objects_say_why() {
     let cases = [
-        (Family::Invoice, json!({ "lago_id": "i", "customer": { "external_id": "x" } }), "no Salesforce Account id"),
-        (Family::Invoice, json!({ "lago_id": "i" }), "carries no customer"),
-        (Family::Subscription, json!({ "customer": customer() }), "lago_id"),
-        (Family::Invoice, json!({ "lago_id": "i", "total_amount_cents": 1, "customer": customer() }), "currency"),
-        (Family::Invoice, json!({ "lago_id": "i", "total_amount_cents": 1, "currency": "dollars", "customer": customer() }), "ISO 4217"),
-        (Family::Invoice, json!({ "lago_id": "i", "issuing_date": "03/01/2025", "customer": customer() }), "issuing_date"),
-        (Family::CreditNote, json!({ "lago_id": "c", "updated_at": "yesterday", "customer": customer() }), "updated_at"),
-        (Family::Invoice, json!({ "lago_id": "i", "total_amount_cents": "12", "customer": customer() }), "malformed"),
+        (
+            Family::Invoice,
+            json!({ "lago_id": "i", "customer": { "external_id": "x" } }),
+            "no Salesforce Account id",
+        ),
+        (
+            Family::Invoice,
+            json!({ "lago_id": "i" }),
+            "carries no customer",
+        ),
+        (
+            Family::Subscription,
+            json!({ "customer": customer() }),
+            "lago_id",
+        ),
+        (
+            Family::Invoice,
+            json!({ "lago_id": "i", "total_amount_cents": 1, "customer": customer() }),
+            "currency",
+        ),
+        (
+            Family::Invoice,
+            json!({ "lago_id": "i", "total_amount_cents": 1, "currency": "dollars", "customer": customer() }),
+            "ISO 4217",
+        ),
+        (
+            Family::Invoice,
+            json!({ "lago_id": "i", "issuing_date": "03/01/2025", "customer": customer() }),
+            "issuing_date",
+        ),
+        (
+            Family::CreditNote,
+            json!({ "lago_id": "c", "updated_at": "yesterday", "customer": customer() }),
+            "updated_at",
+        ),
+        (
+            Family::Invoice,
+            json!({ "lago_id": "i", "total_amount_cents": "12", "customer": customer() }),
+            "malformed",
+        ),
     ];
     for (family, object, expected) in cases {
         let err = plan_of(family, object.clone()).unwrap_err().to_string();

@@ -40,7 +40,9 @@ pub fn date_value(field: &str, value: &str) -> Result<Value, MappingError> {
         Ok(date) => date,
         Err(_) => datetime(field, value)?.to_offset(UtcOffset::UTC).date(),
     };
-    let text = date.format(format_description!("[year]-[month]-[day]")).expect("a date formats");
+    let text = date
+        .format(format_description!("[year]-[month]-[day]"))
+        .expect("a date formats");
     Ok(Value::String(text))
 }
 
@@ -68,8 +70,8 @@ fn currency_exponent(code: &str) -> Option<usize> {
         return None;
     }
     Some(match code {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX" | "UYI"
-        | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
+        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
         "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
         "CLF" | "UYW" => 4,
         _ => 2,
@@ -112,7 +114,11 @@ mod tests {
             ("2022-10-06 09:52:00", "2022-10-06"),
         ];
         for (input, expected) in cases {
-            assert_eq!(date_value("f", input).unwrap(), Value::String(expected.into()), "{input}");
+            assert_eq!(
+                date_value("f", input).unwrap(),
+                Value::String(expected.into()),
+                "{input}"
+            );
         }
         for bad in ["01/03/2025", "2025-13-01", "soon"] {
             assert!(date_value("f", bad).is_err(), "{bad}");

@@ -65,7 +65,10 @@ impl SalesforceClient {
 
     /// REST API calls and token requests made by this client so far (for benchmarks).
     pub fn calls(&self) -> (u64, u64) {
-        (self.api_calls.load(Ordering::Relaxed), self.session.tokens_requested())
+        (
+            self.api_calls.load(Ordering::Relaxed),
+            self.session.tokens_requested(),
+        )
     }
 
     pub async fn write(
@@ -76,22 +79,39 @@ impl SalesforceClient {
     ) -> Result<WriteReport, SalesforceError> {
         let url = self.record_url(&write.target);
         let Some(reference) = &write.reference else {
-            return self.patch(credentials, &url, &write.fields, deadline).await.map(|created| WriteReport {
-                created,
-                reference_dropped: false,
-            });
+            return self
+                .patch(credentials, &url, &write.fields, deadline)
+                .await
+                .map(|created| WriteReport {
+                    created,
+                    reference_dropped: false,
+                });
         };
         let mut linked = write.fields.clone();
         linked.insert(
             reference.relationship.to_owned(),
-            Value::Object(Map::from_iter([(reference.parent_field.to_owned(), Value::String(reference.value.clone()))])),
+            Value::Object(Map::from_iter([(
+                reference.parent_field.to_owned(),
+                Value::String(reference.value.clone()),
+            )])),
         );
         match self.patch(credentials, &url, &linked, deadline).await {
-            Ok(created) => Ok(WriteReport { created, reference_dropped: false }),
+            Ok(created) => Ok(WriteReport {
+                created,
+                reference_dropped: false,
+            }),
             Err(e) if e.is_missing_parent() => {
-                info!(parent = reference.parent_object, "linked record not in Salesforce; writing without the link");
-                let created = self.patch(credentials, &url, &write.fields, deadline).await?;
-                Ok(WriteReport { created, reference_dropped: true })
+                info!(
+                    parent = reference.parent_object,
+                    "linked record not in Salesforce; writing without the link"
+                );
+                let created = self
+                    .patch(credentials, &url, &write.fields, deadline)
+                    .await?;
+                Ok(WriteReport {
+                    created,
+                    reference_dropped: true,
+                })
             }
             Err(e) => Err(e),
         }
@@ -116,17 +136,19 @@ impl SalesforceClient {
         body: &Map<String, Value>,
         deadline: Instant,
     ) -> Result<Option<bool>, SalesforceError> {
-        let token = self.session.token(&self.http, &self.token_url, credentials, timeout_before(deadline)?).await?;
+        let token = self.token(credentials, deadline).await?;
         match self.send(url, body, &token, deadline).await {
             Err(e) if e.is_session_expired() => {
                 info!("Salesforce session expired; requesting a new token");
                 self.session.invalidate(&token).await;
-                let token =
-                    self.session.token(&self.http, &self.token_url, credentials, timeout_before(deadline)?).await?;
+                let token = self.token(credentials, deadline).await?;
                 self.send(url, body, &token, deadline).await.map_err(|e| {
                     if e.is_session_expired() {
                         // A fresh token refused at once: the integration user or app is misconfigured.
-                        SalesforceError { class: Class::Permanent, ..e }
+                        SalesforceError {
+                            class: Class::Permanent,
+                            ..e
+                        }
                     } else {
                         e
                     }
@@ -134,6 +156,17 @@ impl SalesforceClient {
             }
             other => other,
         }
+    }
+
+    async fn token(
+        &self,
+        credentials: &Credentials<'_>,
+        deadline: Instant,
+    ) -> Result<AccessToken, SalesforceError> {
+        let timeout = timeout_before(deadline)?;
+        self.session
+            .token(&self.http, &self.token_url, credentials, timeout)
+            .await
     }
 
     async fn send(
@@ -154,10 +187,17 @@ impl SalesforceClient {
             .await
             .map_err(|e| SalesforceError::from_transport(&e))?;
         let status = response.status().as_u16();
-        if let Some(usage) = response.headers().get("sforce-limit-info").and_then(|v| v.to_str().ok()) {
+        if let Some(usage) = response
+            .headers()
+            .get("sforce-limit-info")
+            .and_then(|v| v.to_str().ok())
+        {
             info!(api_usage = usage, status, "Salesforce answered");
         }
-        let bytes = response.bytes().await.map_err(|e| SalesforceError::from_transport(&e))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| SalesforceError::from_transport(&e))?;
         match status {
             204 => Ok(None),
             200 | 201 => Ok(Some(upsert_created(&bytes).unwrap_or(status == 201))),
@@ -171,13 +211,22 @@ impl SalesforceClient {
 }
 
 fn upsert_created(body: &[u8]) -> Option<bool> {
-    serde_json::from_slice::<Value>(body).ok()?.get("created")?.as_bool()
+    serde_json::from_slice::<Value>(body)
+        .ok()?
+        .get("created")?
+        .as_bool()
 }
 
 fn timeout_before(deadline: Instant) -> Result<Duration, SalesforceError> {
-    let left = deadline.saturating_duration_since(Instant::now()).saturating_sub(DEADLINE_RESERVE);
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .saturating_sub(DEADLINE_RESERVE);
     if left.is_zero() {
-        return Err(SalesforceError::new(None, "TIMEOUT", "no time left before the function's deadline"));
+        return Err(SalesforceError::new(
+            None,
+            "TIMEOUT",
+            "no time left before the function's deadline",
+        ));
     }
     Ok(left.min(REQUEST_TIMEOUT))
 }

@@ -36,9 +36,18 @@ impl SalesforceError {
         let code = code.into();
         let transient = TRANSIENT_CODES.contains(&code.as_str())
             || status.is_some_and(|s| s >= 500 || s == 408 || s == 429);
-        let class = if transient { Class::Transient } else { Class::Permanent };
+        let class = if transient {
+            Class::Transient
+        } else {
+            Class::Permanent
+        };
         let message: String = message.into().chars().take(500).collect();
-        SalesforceError { class, status, code, message }
+        SalesforceError {
+            class,
+            status,
+            code,
+            message,
+        }
     }
 
     /// Reads Salesforce's error body `[{"message","errorCode","fields"}]`; gateways in
@@ -49,19 +58,31 @@ impl SalesforceError {
             Some(Value::Array(items)) => items.first(),
             other => other.as_ref(),
         };
-        let text = |item: &Value, key: &str| item.get(key).and_then(Value::as_str).map(str::to_owned);
-        let code = first.and_then(|item| text(item, "errorCode").or_else(|| text(item, "statusCode")));
+        let text =
+            |item: &Value, key: &str| item.get(key).and_then(Value::as_str).map(str::to_owned);
+        let code =
+            first.and_then(|item| text(item, "errorCode").or_else(|| text(item, "statusCode")));
         match code {
             Some(code) if !code.is_empty() => {
-                let message = first.and_then(|item| text(item, "message")).unwrap_or_default();
+                let message = first
+                    .and_then(|item| text(item, "message"))
+                    .unwrap_or_default();
                 SalesforceError::new(Some(status), code, message)
             }
-            _ => SalesforceError::new(Some(status), format!("HTTP_{status}"), "unexpected response from Salesforce"),
+            _ => SalesforceError::new(
+                Some(status),
+                format!("HTTP_{status}"),
+                "unexpected response from Salesforce",
+            ),
         }
     }
 
     pub fn from_transport(error: &reqwest::Error) -> Self {
-        let code = if error.is_timeout() { "TIMEOUT" } else { "CONNECTION" };
+        let code = if error.is_timeout() {
+            "TIMEOUT"
+        } else {
+            "CONNECTION"
+        };
         // Display of a reqwest error names the URL, never the headers or the body.
         SalesforceError::new(None, code, error.to_string())
     }
@@ -84,32 +105,109 @@ mod tests {
     fn classification_table() {
         use Class::*;
         let cases: &[(u16, &str, Class, &str)] = &[
-            (400, r#"[{"message":"unable to obtain exclusive access to this record","errorCode":"UNABLE_TO_LOCK_ROW"}]"#, Transient, "UNABLE_TO_LOCK_ROW"),
-            (403, r#"[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#, Transient, "REQUEST_LIMIT_EXCEEDED"),
-            (503, r#"[{"message":"Server unavailable","errorCode":"SERVER_UNAVAILABLE"}]"#, Transient, "SERVER_UNAVAILABLE"),
-            (500, r#"[{"message":"An unexpected error occurred","errorCode":"UNKNOWN_EXCEPTION"}]"#, Transient, "UNKNOWN_EXCEPTION"),
+            (
+                400,
+                r#"[{"message":"unable to obtain exclusive access to this record","errorCode":"UNABLE_TO_LOCK_ROW"}]"#,
+                Transient,
+                "UNABLE_TO_LOCK_ROW",
+            ),
+            (
+                403,
+                r#"[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#,
+                Transient,
+                "REQUEST_LIMIT_EXCEEDED",
+            ),
+            (
+                503,
+                r#"[{"message":"Server unavailable","errorCode":"SERVER_UNAVAILABLE"}]"#,
+                Transient,
+                "SERVER_UNAVAILABLE",
+            ),
+            (
+                500,
+                r#"[{"message":"An unexpected error occurred","errorCode":"UNKNOWN_EXCEPTION"}]"#,
+                Transient,
+                "UNKNOWN_EXCEPTION",
+            ),
             (502, "<html>Bad Gateway</html>", Transient, "HTTP_502"),
-            (400, r#"[{"message":"duplicate value found: Lago_Id__c","errorCode":"DUPLICATE_VALUE","fields":[]}]"#, Transient, "DUPLICATE_VALUE"),
-            (400, r#"[{"message":"No such column 'X__c' on sobject of type Account","errorCode":"INVALID_FIELD","fields":[]}]"#, Permanent, "INVALID_FIELD"),
-            (404, r#"[{"errorCode":"NOT_FOUND","message":"The requested resource does not exist"}]"#, Permanent, "NOT_FOUND"),
-            (400, r#"[{"message":"Required fields are missing: [Name]","errorCode":"REQUIRED_FIELD_MISSING","fields":["Name"]}]"#, Permanent, "REQUIRED_FIELD_MISSING"),
-            (400, r#"[{"message":"invalid cross reference id","errorCode":"INVALID_CROSS_REFERENCE_KEY","fields":[]}]"#, Permanent, "INVALID_CROSS_REFERENCE_KEY"),
-            (400, r#"[{"message":"data value too large","errorCode":"STRING_TOO_LONG","fields":["Name"]}]"#, Permanent, "STRING_TOO_LONG"),
-            (400, r#"[{"message":"Account ID: id value of incorrect type","errorCode":"MALFORMED_ID","fields":[]}]"#, Permanent, "MALFORMED_ID"),
-            (403, r#"[{"message":"insufficient access rights on object id","errorCode":"INSUFFICIENT_ACCESS_OR_READONLY"}]"#, Permanent, "INSUFFICIENT_ACCESS_OR_READONLY"),
-            (300, r#"["/services/data/v62.0/sobjects/Lago_Invoice__c/a01","/services/data/v62.0/sobjects/Lago_Invoice__c/a02"]"#, Permanent, "HTTP_300"),
-            (401, r#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#, Permanent, "INVALID_SESSION_ID"),
+            (
+                400,
+                r#"[{"message":"duplicate value found: Lago_Id__c","errorCode":"DUPLICATE_VALUE","fields":[]}]"#,
+                Transient,
+                "DUPLICATE_VALUE",
+            ),
+            (
+                400,
+                r#"[{"message":"No such column 'X__c' on sobject of type Account","errorCode":"INVALID_FIELD","fields":[]}]"#,
+                Permanent,
+                "INVALID_FIELD",
+            ),
+            (
+                404,
+                r#"[{"errorCode":"NOT_FOUND","message":"The requested resource does not exist"}]"#,
+                Permanent,
+                "NOT_FOUND",
+            ),
+            (
+                400,
+                r#"[{"message":"Required fields are missing: [Name]","errorCode":"REQUIRED_FIELD_MISSING","fields":["Name"]}]"#,
+                Permanent,
+                "REQUIRED_FIELD_MISSING",
+            ),
+            (
+                400,
+                r#"[{"message":"invalid cross reference id","errorCode":"INVALID_CROSS_REFERENCE_KEY","fields":[]}]"#,
+                Permanent,
+                "INVALID_CROSS_REFERENCE_KEY",
+            ),
+            (
+                400,
+                r#"[{"message":"data value too large","errorCode":"STRING_TOO_LONG","fields":["Name"]}]"#,
+                Permanent,
+                "STRING_TOO_LONG",
+            ),
+            (
+                400,
+                r#"[{"message":"Account ID: id value of incorrect type","errorCode":"MALFORMED_ID","fields":[]}]"#,
+                Permanent,
+                "MALFORMED_ID",
+            ),
+            (
+                403,
+                r#"[{"message":"insufficient access rights on object id","errorCode":"INSUFFICIENT_ACCESS_OR_READONLY"}]"#,
+                Permanent,
+                "INSUFFICIENT_ACCESS_OR_READONLY",
+            ),
+            (
+                300,
+                r#"["/services/data/v62.0/sobjects/Lago_Invoice__c/a01","/services/data/v62.0/sobjects/Lago_Invoice__c/a02"]"#,
+                Permanent,
+                "HTTP_300",
+            ),
+            (
+                401,
+                r#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#,
+                Permanent,
+                "INVALID_SESSION_ID",
+            ),
             (429, "", Transient, "HTTP_429"),
         ];
         for (status, body, class, code) in cases {
             let e = SalesforceError::from_response(*status, body.as_bytes());
-            assert_eq!((e.class, e.code.as_str()), (*class, *code), "{status} {body}");
+            assert_eq!(
+                (e.class, e.code.as_str()),
+                (*class, *code),
+                "{status} {body}"
+            );
         }
     }
 
     #[test]
     fn collection_errors_use_status_code() {
-        let e = SalesforceError::from_response(400, br#"{"statusCode":"DUPLICATES_DETECTED","message":"Use one of these records?"}"#);
+        let e = SalesforceError::from_response(
+            400,
+            br#"{"statusCode":"DUPLICATES_DETECTED","message":"Use one of these records?"}"#,
+        );
         assert_eq!(e.code, "DUPLICATES_DETECTED");
     }
 

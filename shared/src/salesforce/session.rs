@@ -96,11 +96,20 @@ impl SessionCache {
             .await
             .map_err(|e| SalesforceError::from_transport(&e))?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| SalesforceError::from_transport(&e))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| SalesforceError::from_transport(&e))?;
         if status == 200 {
             return serde_json::from_slice::<Granted>(&body)
                 .map(|g| AccessToken(g.access_token.into()))
-                .map_err(|_| SalesforceError::new(Some(status), "TOKEN_RESPONSE", "the token endpoint answered without access_token"));
+                .map_err(|_| {
+                    SalesforceError::new(
+                        Some(status),
+                        "TOKEN_RESPONSE",
+                        "the token endpoint answered without access_token",
+                    )
+                });
         }
         match serde_json::from_slice::<Refused>(&body) {
             Ok(r) if !r.error.is_empty() => Err(SalesforceError::new(
@@ -108,7 +117,11 @@ impl SessionCache {
                 format!("OAUTH_{}", r.error.to_ascii_uppercase()),
                 format!("token request refused: {}", r.error_description),
             )),
-            _ => Err(SalesforceError::new(Some(status), format!("HTTP_{status}"), "token request failed")),
+            _ => Err(SalesforceError::new(
+                Some(status),
+                format!("HTTP_{status}"),
+                "token request failed",
+            )),
         }
     }
 }

@@ -22,11 +22,20 @@ pub struct DynamoDbStore {
 
 impl DynamoDbStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        DynamoDbStore { client, table: table.into() }
+        DynamoDbStore {
+            client,
+            table: table.into(),
+        }
     }
 
-    fn update(&self, key: &str) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
-        self.client.update_item().table_name(&self.table).key("pk", s(key))
+    fn update(
+        &self,
+        key: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key))
     }
 }
 
@@ -68,8 +77,12 @@ impl IdempotencyStore for DynamoDbStore {
             .await;
         match result {
             Ok(output) => {
-                let was_stored = output.attributes().is_some_and(|old| old.contains_key("event_body"));
-                Ok(Claim::Acquired { previous: was_stored.then_some(Status::Queued) })
+                let was_stored = output
+                    .attributes()
+                    .is_some_and(|old| old.contains_key("event_body"));
+                Ok(Claim::Acquired {
+                    previous: was_stored.then_some(Status::Queued),
+                })
             }
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
                 let old = match e.err() {
@@ -79,7 +92,10 @@ impl IdempotencyStore for DynamoDbStore {
                 let old = match old {
                     Some(old) => old,
                     // Emulators may omit the old item; read it instead.
-                    None => self.get(r.key).await?.ok_or_else(|| StoreError("claim refused but no item".into()))?,
+                    None => self
+                        .get(r.key)
+                        .await?
+                        .ok_or_else(|| StoreError("claim refused but no item".into()))?,
                 };
                 Ok(Claim::Taken(existing(&old)?))
             }
@@ -92,14 +108,19 @@ impl IdempotencyStore for DynamoDbStore {
             .update(&order_key(stamp))
             .update_expression("SET #version = :version, #updated = :now_ms")
             .condition_expression("attribute_not_exists(#version) OR #version <= :version")
-            .set_expression_attribute_names(Some(names(&[("#version", "version"), ("#updated", "updated_at")])))
+            .set_expression_attribute_names(Some(names(&[
+                ("#version", "version"),
+                ("#updated", "updated_at"),
+            ])))
             .expression_attribute_values(":version", n(stamp.version))
             .expression_attribute_values(":now_ms", n(now_ms))
             .send()
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
             Err(e) => Err(unavailable(e)),
         }
     }
@@ -172,7 +193,10 @@ impl IdempotencyStore for DynamoDbStore {
             Some(status) => self
                 .update(key)
                 .update_expression("SET #status = :status REMOVE #lease")
-                .set_expression_attribute_names(Some(names(&[("#status", "status"), ("#lease", "lease_until")])))
+                .set_expression_attribute_names(Some(names(&[
+                    ("#status", "status"),
+                    ("#lease", "lease_until"),
+                ])))
                 .expression_attribute_values(":status", s(status.as_str()))
                 .send()
                 .await
@@ -182,14 +206,25 @@ impl IdempotencyStore for DynamoDbStore {
     }
 
     async fn load(&self, key: &str) -> Result<Option<StoredDelivery>, StoreError> {
-        let Some(item) = self.get(key).await? else { return Ok(None) };
+        let Some(item) = self.get(key).await? else {
+            return Ok(None);
+        };
         let existing = existing(&item)?;
-        let attempts = item.get("attempts").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let attempts = item
+            .get("attempts")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let body = match item.get("event_body").and_then(|v| v.as_b().ok()) {
             Some(blob) => Some(gunzip(blob.as_ref())?),
             None => None,
         };
-        Ok(Some(StoredDelivery { status: existing.status, attempts, error_code: existing.error_code, body }))
+        Ok(Some(StoredDelivery {
+            status: existing.status,
+            attempts,
+            error_code: existing.error_code,
+            body,
+        }))
     }
 }
 
@@ -230,20 +265,27 @@ fn n(value: i64) -> AttributeValue {
 }
 
 fn names(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs.iter().map(|(alias, name)| (alias.to_string(), name.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(alias, name)| (alias.to_string(), name.to_string()))
+        .collect()
 }
 
 /// Lago invoices with many fees run to hundreds of kilobytes; compressed JSON stays far
 /// below DynamoDB's 400 KB item limit.
 fn gzip(body: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-    encoder.write_all(body).expect("writing to memory cannot fail");
+    encoder
+        .write_all(body)
+        .expect("writing to memory cannot fail");
     encoder.finish().expect("writing to memory cannot fail")
 }
 
 fn gunzip(data: &[u8]) -> Result<Vec<u8>, StoreError> {
     let mut body = Vec::new();
-    GzDecoder::new(data).read_to_end(&mut body).map_err(|_| StoreError("a stored event body is corrupt".into()))?;
+    GzDecoder::new(data)
+        .read_to_end(&mut body)
+        .map_err(|_| StoreError("a stored event body is corrupt".into()))?;
     Ok(body)
 }
 

@@ -28,7 +28,6 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
-
 }
 
 impl IdempotencyStore for MemoryStore {
@@ -61,7 +60,9 @@ impl IdempotencyStore for MemoryStore {
             attempts: kept.map_or(0, |i| i.attempts),
         };
         deliveries.insert(r.key.to_owned(), item);
-        Ok(Claim::Acquired { previous: was_stored.then_some(Status::Queued) })
+        Ok(Claim::Acquired {
+            previous: was_stored.then_some(Status::Queued),
+        })
     }
 
     async fn advance_order(&self, stamp: &OrderStamp, _now_ms: i64) -> Result<bool, StoreError> {
@@ -76,7 +77,9 @@ impl IdempotencyStore for MemoryStore {
 
     async fn finish(&self, key: &str, finish: &Finish<'_>) -> Result<(), StoreError> {
         let mut deliveries = self.deliveries.lock().expect("store lock");
-        let item = deliveries.get_mut(key).ok_or_else(|| StoreError(format!("no delivery {key}")))?;
+        let item = deliveries
+            .get_mut(key)
+            .ok_or_else(|| StoreError(format!("no delivery {key}")))?;
         match *finish {
             Finish::Completed { now_ms, .. } => {
                 item.status = Status::Completed;
@@ -85,7 +88,13 @@ impl IdempotencyStore for MemoryStore {
                 item.error_message = None;
                 item.expires_at_ms = now_ms + RETENTION_SECS * 1000;
             }
-            Finish::Parked { status, body, error_code, error_message, now_ms } => {
+            Finish::Parked {
+                status,
+                body,
+                error_code,
+                error_message,
+                now_ms,
+            } => {
                 item.status = status;
                 item.body = Some(body.to_vec());
                 item.error_code = Some(error_code.to_owned());

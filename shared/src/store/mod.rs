@@ -41,7 +41,14 @@ impl Status {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Status::InProgress, Status::Completed, Status::Queued, Status::Failed].into_iter().find(|v| v.as_str() == s)
+        [
+            Status::InProgress,
+            Status::Completed,
+            Status::Queued,
+            Status::Failed,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 }
 
@@ -75,9 +82,18 @@ pub struct Existing {
 
 #[derive(Debug, Clone)]
 pub enum Finish<'a> {
-    Completed { outcome: &'a str, now_ms: i64 },
+    Completed {
+        outcome: &'a str,
+        now_ms: i64,
+    },
     /// Queued or Failed, with the event kept for a redrive.
-    Parked { status: Status, body: &'a [u8], error_code: &'a str, error_message: &'a str, now_ms: i64 },
+    Parked {
+        status: Status,
+        body: &'a [u8],
+        error_code: &'a str,
+        error_message: &'a str,
+        now_ms: i64,
+    },
 }
 
 /// What the table holds about one delivery; `body` is kept while it awaits a retry.
@@ -95,18 +111,36 @@ pub struct StoreError(pub String);
 
 /// Implemented by DynamoDB and, for tests that need true concurrency, in memory.
 pub trait IdempotencyStore: Send + Sync {
-    fn claim(&self, request: &ClaimRequest<'_>) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+    fn claim(
+        &self,
+        request: &ClaimRequest<'_>,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
 
     /// Records `stamp` unless a newer state of that record was already recorded; false then.
-    fn advance_order(&self, stamp: &OrderStamp, now_ms: i64) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn advance_order(
+        &self,
+        stamp: &OrderStamp,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    fn finish(&self, key: &str, finish: &Finish<'_>) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn finish(
+        &self,
+        key: &str,
+        finish: &Finish<'_>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Gives a claim back after a failure that is nobody's fault but the store's, so that
     /// Lago's retry can process the delivery: deleted if new, back to queued if it was.
-    fn release(&self, key: &str, previous: Option<Status>) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn release(
+        &self,
+        key: &str,
+        previous: Option<Status>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    fn load(&self, key: &str) -> impl Future<Output = Result<Option<StoredDelivery>, StoreError>> + Send;
+    fn load(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<StoredDelivery>, StoreError>> + Send;
 }
 
 pub fn delivery_key(family: &str, unique_key: &str) -> String {
