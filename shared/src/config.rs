@@ -1,10 +1,13 @@
 //! Start-up configuration (contract §2). A missing or malformed setting stops the
 //! function before it takes any request, with a message naming the variable.
 
+use std::time::Duration;
+
 use thiserror::Error;
 
 pub const DEFAULT_SALESFORCE_API_VERSION: &str = "62.0";
 pub const DEFAULT_LAGO_API_URL: &str = "https://api.getlago.com";
+pub const DEFAULT_REDRIVE_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -15,6 +18,8 @@ pub struct Config {
     pub salesforce_api_version: String,
     /// Lago's API base URL without `/api/v1` (used by the operator commands).
     pub lago_api_url: String,
+    /// How long the redrive retries a queued event before it becomes dead.
+    pub redrive_max_age: Duration,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -57,12 +62,25 @@ impl Config {
                 reason: "give the base URL without /api/v1".to_owned(),
             });
         }
+        let redrive_max_age = match get("REDRIVE_MAX_AGE_HOURS") {
+            None => DEFAULT_REDRIVE_MAX_AGE,
+            Some(hours) => hours
+                .parse::<u64>()
+                .ok()
+                .filter(|h| *h > 0)
+                .map(|h| Duration::from_secs(h * 3600))
+                .ok_or_else(|| ConfigError::Malformed {
+                    name: "REDRIVE_MAX_AGE_HOURS",
+                    reason: format!("expected a whole number of hours, got {hours:?}"),
+                })?,
+        };
         Ok(Config {
             secret_id: required("SECRET_ID")?,
             idempotency_table: required("IDEMPOTENCY_TABLE")?,
             salesforce_url,
             salesforce_api_version,
             lago_api_url,
+            redrive_max_age,
         })
     }
 }
@@ -125,6 +143,7 @@ mod tests {
         assert_eq!(c.salesforce_url, "https://acme.my.salesforce.com");
         assert_eq!(c.salesforce_api_version, "62.0");
         assert_eq!(c.lago_api_url, "https://api.getlago.com");
+        assert_eq!(c.redrive_max_age, Duration::from_secs(7 * 24 * 3600));
     }
 
     #[test]
@@ -152,6 +171,8 @@ mod tests {
         );
         assert!(with(("SALESFORCE_URL", "acme.my.salesforce.com")).starts_with("SALESFORCE_URL"));
         assert!(with(("LAGO_API_URL", "https://lago.acme.com/api/v1/")).starts_with("LAGO_API_URL"));
+        assert!(with(("REDRIVE_MAX_AGE_HOURS", "a week")).starts_with("REDRIVE_MAX_AGE_HOURS"));
+        assert!(with(("REDRIVE_MAX_AGE_HOURS", "0")).starts_with("REDRIVE_MAX_AGE_HOURS"));
     }
 
     #[test]

@@ -24,21 +24,43 @@ use crate::pipeline::{App, Delivery, Outcome};
 use crate::salesforce::SalesforceClient;
 use crate::secrets::SecretCache;
 use crate::store::{DynamoDbStore, IdempotencyStore};
-use crate::{telemetry, Family};
+use crate::{redrive, telemetry, Family};
 
-/// The whole `main` of a function binary. Returned as a trait object so that the runtime's
-/// deeply nested future is compiled here once, not in each binary.
+/// The whole `main` of a webhook function binary. Returned as a trait object so that the
+/// runtime's deeply nested future is compiled here once, not in each binary.
 pub fn run(family: Family) -> Pin<Box<dyn Future<Output = Result<(), lambda_http::Error>>>> {
     Box::pin(async move {
-        telemetry::init();
-        let config =
-            Config::from_env().inspect_err(|e| error!(error = %e, "invalid configuration"))?;
-        let app = build(family, &config).await;
-        lambda_runtime::run(service_fn(|event| answer(&app, event))).await
+        let (app, _) = start().await?;
+        lambda_runtime::run(service_fn(|event| answer(&app, family, event))).await
     })
 }
 
-pub async fn build(family: Family, config: &Config) -> App<DynamoDbStore> {
+/// The whole `main` of the redrive function, run by a schedule: retries the due events
+/// and answers with the run's report.
+pub fn run_redrive() -> Pin<Box<dyn Future<Output = Result<(), lambda_http::Error>>>> {
+    Box::pin(async move {
+        let (app, config) = start().await?;
+        lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+            let (app, max_age) = (&app, config.redrive_max_age);
+            async move {
+                let deadline = instant_of(effective_deadline(event.context.deadline));
+                // An error fails the invocation, which the schedule's next run repeats.
+                redrive::run_once(app, max_age, deadline)
+                    .await
+                    .map_err(lambda_http::Error::from)
+            }
+        }))
+        .await
+    })
+}
+
+async fn start() -> Result<(App<DynamoDbStore>, Config), lambda_http::Error> {
+    telemetry::init();
+    let config = Config::from_env().inspect_err(|e| error!(error = %e, "invalid configuration"))?;
+    Ok((build(&config).await, config))
+}
+
+pub async fn build(config: &Config) -> App<DynamoDbStore> {
     // Fail fast enough that an AWS outage still gets its 503 before Lago's 30 s timeout.
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
@@ -49,7 +71,6 @@ pub async fn build(family: Family, config: &Config) -> App<DynamoDbStore> {
         .load()
         .await;
     App {
-        family,
         secrets: SecretCache::new(aws_sdk_secretsmanager::Client::new(&sdk), &config.secret_id),
         store: DynamoDbStore::new(
             aws_sdk_dynamodb::Client::new(&sdk),
@@ -61,6 +82,7 @@ pub async fn build(family: Family, config: &Config) -> App<DynamoDbStore> {
 
 pub async fn answer<S: IdempotencyStore>(
     app: &App<S>,
+    family: Family,
     event: LambdaEvent<ApiGatewayV2httpRequest>,
 ) -> Result<ApiGatewayV2httpResponse, Infallible> {
     let (request, context) = event.into_parts();
@@ -68,7 +90,7 @@ pub async fn answer<S: IdempotencyStore>(
     let span = tracing::info_span!(
         "webhook",
         request_id = %context.request_id,
-        family = %app.family,
+        family = %family,
         delivery_id = header("x-lago-unique-key"),
         webhook_type = tracing::field::Empty,
         lago_id = tracing::field::Empty,
@@ -88,7 +110,7 @@ pub async fn answer<S: IdempotencyStore>(
             deadline: instant_of(deadline_epoch_ms),
             deadline_epoch_ms,
         };
-        app.handle(&delivery).await
+        app.handle(family, &delivery).await
     }
     .instrument(span)
     .await;

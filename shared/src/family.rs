@@ -70,6 +70,15 @@ impl Family {
     }
 }
 
+impl std::str::FromStr for Family {
+    type Err = ();
+
+    /// The inverse of [`Family::as_str`], for families read back from the table.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Family::ALL.into_iter().find(|f| f.as_str() == s).ok_or(())
+    }
+}
+
 impl fmt::Display for Family {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -3,7 +3,8 @@
 //!
 //! Reading order: [`lago`] (what Lago sends), [`signature`], [`mapping`] (Lago object in,
 //! Salesforce record out), [`salesforce`], [`store`] (idempotency and ordering),
-//! [`secrets`], [`pipeline`] (the steps and the answers of the contract), [`entrypoint`].
+//! [`secrets`], [`pipeline`] (the steps and the answers of the contract), [`entrypoint`],
+//! and [`redrive`] (the scheduled retry of stored events).
 
 // The Lambda runtime's layered service future is deeper than the default limit allows.
 #![recursion_limit = "256"]
@@ -14,6 +15,7 @@ pub mod family;
 pub mod lago;
 pub mod mapping;
 pub mod pipeline;
+pub mod redrive;
 pub mod salesforce;
 pub mod secrets;
 pub mod signature;

@@ -1,5 +1,6 @@
 //! One webhook delivery through every step, ending in one of the answers of contract §3:
 //! signature → envelope → family and type → mapping → claim → order → Salesforce → finish.
+//! A stored event's retry ([`App::retry`]) goes through the same last steps.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -12,11 +13,13 @@ use crate::mapping::{self, MappingError, Plan};
 use crate::salesforce::{Class, Credentials, SalesforceClient, SalesforceError};
 use crate::secrets::{SecretCache, Secrets};
 use crate::signature::{self, Rejection};
-use crate::store::{delivery_key, Claim, ClaimRequest, Existing, Finish, IdempotencyStore, Status};
-use crate::Family;
+use crate::store::{
+    delivery_key, Claim, ClaimRequest, Existing, Finish, IdempotencyStore, Status, StoredDelivery,
+};
+use crate::{telemetry, Family};
 
+/// What every function holds for its warm lifetime.
 pub struct App<S> {
-    pub family: Family,
     pub secrets: SecretCache,
     pub store: S,
     pub salesforce: SalesforceClient,
@@ -131,8 +134,10 @@ impl Outcome {
 }
 
 impl<S: IdempotencyStore> App<S> {
-    pub async fn handle(&self, delivery: &Delivery<'_>) -> Outcome {
-        let outcome = self.run(delivery).await;
+    /// Answers a webhook sent to `family`'s endpoint.
+    pub async fn handle(&self, family: Family, delivery: &Delivery<'_>) -> Outcome {
+        let outcome = self.run(family, delivery).await;
+        telemetry::count(family, outcome.label());
         Span::current().record("outcome", outcome.label());
         match &outcome {
             Outcome::Unavailable(reason) => error!(
@@ -151,7 +156,7 @@ impl<S: IdempotencyStore> App<S> {
         outcome
     }
 
-    async fn run(&self, delivery: &Delivery<'_>) -> Outcome {
+    async fn run(&self, family: Family, delivery: &Delivery<'_>) -> Outcome {
         let claimed = match signature::precheck(delivery.signature, delivery.algorithm) {
             Ok(signature) => signature,
             Err(rejection) => return Outcome::Unauthorized(rejection.reason()),
@@ -165,19 +170,19 @@ impl<S: IdempotencyStore> App<S> {
             Err(e) => return Outcome::Invalid(e.to_string()),
         };
         Span::current().record("webhook_type", envelope.webhook_type.as_str());
-        if !self.family.writes(&envelope.webhook_type) {
+        if !family.writes(&envelope.webhook_type) {
             return Outcome::Ignored(format!(
-                "the {} function does not sync {} events",
-                self.family, envelope.webhook_type
+                "the {family} function does not sync {} events",
+                envelope.webhook_type
             ));
         }
-        let plan = match mapping::plan(self.family, &envelope) {
+        let plan = match mapping::plan(family, &envelope) {
             Ok(plan) => plan,
             Err(MappingError::NoAccount(reason)) => return Outcome::Skipped(reason),
             Err(e) => return Outcome::Invalid(e.to_string()),
         };
         Span::current().record("lago_id", plan.lago_id.as_str());
-        self.process(delivery, &envelope.webhook_type, &plan, &secrets)
+        self.process(family, delivery, &envelope.webhook_type, &plan, &secrets)
             .await
     }
 
@@ -214,6 +219,7 @@ impl<S: IdempotencyStore> App<S> {
 
     async fn process(
         &self,
+        family: Family,
         delivery: &Delivery<'_>,
         webhook_type: &str,
         plan: &Plan,
@@ -221,15 +227,12 @@ impl<S: IdempotencyStore> App<S> {
     ) -> Outcome {
         let body_sha256 = hex::encode(Sha256::digest(delivery.body));
         // Lago always sends the key; without one, identical bodies are the same event.
-        let key = delivery_key(
-            self.family.as_str(),
-            delivery.unique_key.unwrap_or(&body_sha256),
-        );
+        let key = delivery_key(family.as_str(), delivery.unique_key.unwrap_or(&body_sha256));
         let now_ms = epoch_ms();
         let claim = ClaimRequest {
             key: &key,
             body_sha256: &body_sha256,
-            family: self.family.as_str(),
+            family: family.as_str(),
             webhook_type,
             now_ms,
             lease_until_ms: delivery.deadline_epoch_ms,
@@ -239,16 +242,73 @@ impl<S: IdempotencyStore> App<S> {
             Ok(Claim::Taken(existing)) => return replay(&existing, &body_sha256),
             Err(e) => return Outcome::Unavailable(e.to_string()),
         };
+        let attempt = Attempt {
+            key: &key,
+            previous,
+            attempts_before: 0,
+            body: delivery.body,
+            deadline: delivery.deadline,
+        };
+        self.write(&attempt, plan, secrets).await
+    }
 
+    /// Retries a stored event that the caller has claimed (see [`crate::redrive`]).
+    /// `stored.body` must be present; the event was verified when it was received.
+    pub async fn retry(&self, stored: &StoredDelivery, deadline: Instant) -> Outcome {
+        let body = stored.body.as_deref().unwrap_or_default();
+        let plan = Envelope::parse(body)
+            .map_err(MappingError::from)
+            .and_then(|envelope| match stored.family.parse::<Family>() {
+                Ok(family) => mapping::plan(family, &envelope),
+                Err(()) => Err(MappingError::invalid(
+                    "family",
+                    &stored.family,
+                    "not an event family",
+                )),
+            });
+        let attempt = Attempt {
+            key: &stored.key,
+            previous: Some(Status::Queued),
+            attempts_before: stored.attempts,
+            body,
+            deadline,
+        };
+        let plan = match plan {
+            Ok(plan) => plan,
+            // It mapped when it was received; only a changed mapping can refuse it now.
+            Err(e) => {
+                let refusal = SalesforceError::new(None, "UNMAPPABLE", e.to_string());
+                return self
+                    .park(
+                        &attempt,
+                        SalesforceError {
+                            class: Class::Permanent,
+                            ..refusal
+                        },
+                    )
+                    .await;
+            }
+        };
+        Span::current().record("lago_id", plan.lago_id.as_str());
+        let secrets = match self.secrets.current().await {
+            Ok(secrets) => secrets,
+            Err(e) => return self.give_back(&attempt, e.to_string()).await,
+        };
+        self.write(&attempt, &plan, &secrets).await
+    }
+
+    /// The steps after the claim: ordering guard, the Salesforce write, and its record.
+    async fn write(&self, attempt: &Attempt<'_>, plan: &Plan, secrets: &Secrets) -> Outcome {
+        let now_ms = epoch_ms();
         if let Some(stamp) = &plan.order {
             match self.store.advance_order(stamp, now_ms).await {
                 Ok(true) => {}
                 Ok(false) => {
                     let reason =
                         format!("a newer state of {} is already in Salesforce", stamp.record);
-                    return self.complete(&key, Outcome::Skipped(reason)).await;
+                    return self.complete(attempt.key, Outcome::Skipped(reason)).await;
                 }
-                Err(e) => return self.give_back(&key, previous, e.to_string()).await,
+                Err(e) => return self.give_back(attempt, e.to_string()).await,
             }
         }
 
@@ -258,7 +318,7 @@ impl<S: IdempotencyStore> App<S> {
         };
         match self
             .salesforce
-            .write(&credentials, &plan.write, delivery.deadline)
+            .write(&credentials, &plan.write, attempt.deadline)
             .await
         {
             Ok(report) => {
@@ -268,7 +328,7 @@ impl<S: IdempotencyStore> App<S> {
                     .as_ref()
                     .map(|_| !report.reference_dropped);
                 self.complete(
-                    &key,
+                    attempt.key,
                     Outcome::Synced {
                         created: report.created,
                         invoice_linked,
@@ -276,7 +336,7 @@ impl<S: IdempotencyStore> App<S> {
                 )
                 .await
             }
-            Err(e) => self.park(&key, previous, delivery.body, e).await,
+            Err(e) => self.park(attempt, e).await,
         }
     }
 
@@ -293,25 +353,25 @@ impl<S: IdempotencyStore> App<S> {
         outcome
     }
 
-    async fn park(
-        &self,
-        key: &str,
-        previous: Option<Status>,
-        body: &[u8],
-        e: SalesforceError,
-    ) -> Outcome {
+    async fn park(&self, attempt: &Attempt<'_>, e: SalesforceError) -> Outcome {
         let status = match e.class {
             Class::Transient => Status::Queued,
             Class::Permanent => Status::Failed,
         };
+        let now_ms = epoch_ms();
+        let due_at_ms = match status {
+            Status::Queued => now_ms + retry_delay_ms(attempt.attempts_before + 1),
+            _ => now_ms,
+        };
         let finish = Finish::Parked {
             status,
-            body,
+            body: attempt.body,
             error_code: &e.code,
             error_message: &e.message,
-            now_ms: epoch_ms(),
+            now_ms,
+            due_at_ms,
         };
-        match self.store.finish(key, &finish).await {
+        match self.store.finish(attempt.key, &finish).await {
             Ok(()) if status == Status::Queued => Outcome::Queued {
                 code: e.code,
                 message: e.message,
@@ -322,8 +382,7 @@ impl<S: IdempotencyStore> App<S> {
             },
             Err(store_error) => {
                 self.give_back(
-                    key,
-                    previous,
+                    attempt,
                     format!("{store_error} (after Salesforce answered {})", e.code),
                 )
                 .await
@@ -332,12 +391,33 @@ impl<S: IdempotencyStore> App<S> {
     }
 
     /// The event could not be stored: free the claim so that Lago's retry is processed.
-    async fn give_back(&self, key: &str, previous: Option<Status>, reason: String) -> Outcome {
-        if let Err(e) = self.store.release(key, previous).await {
+    async fn give_back(&self, attempt: &Attempt<'_>, reason: String) -> Outcome {
+        if let Err(e) = self.store.release(attempt.key, attempt.previous).await {
             warn!(error = %e, "could not release the claim; it lapses at the deadline");
         }
         Outcome::Unavailable(reason)
     }
+}
+
+/// One claimed attempt at writing an event.
+struct Attempt<'a> {
+    key: &'a str,
+    /// `Queued` when the event was already stored: a release must keep it stored.
+    previous: Option<Status>,
+    attempts_before: u32,
+    body: &'a [u8],
+    deadline: Instant,
+}
+
+/// Exponential backoff with jitter for queued events: 30 s, 1 min, 2 min, … capped at
+/// one hour, each drawn between half and all of it so retries of an outage spread out.
+pub fn retry_delay_ms(attempt: u32) -> i64 {
+    const BASE_MS: i64 = 30_000;
+    const CAP_MS: i64 = 3_600_000;
+    let full = BASE_MS
+        .saturating_mul(1 << attempt.saturating_sub(1).min(20))
+        .min(CAP_MS);
+    full / 2 + fastrand::i64(0..=full / 2)
 }
 
 fn replay(existing: &Existing, body_sha256: &str) -> Outcome {
@@ -348,7 +428,7 @@ fn replay(existing: &Existing, body_sha256: &str) -> Outcome {
     match existing.status {
         Status::Completed => Outcome::Duplicate,
         Status::InProgress => Outcome::InProgress,
-        Status::Failed => Outcome::Failed {
+        Status::Failed | Status::Dead => Outcome::Failed {
             code: stored(&existing.error_code),
             message: stored(&existing.error_message),
         },

@@ -19,3 +19,42 @@ pub fn init() {
         .with_writer(std::io::stdout)
         .try_init();
 }
+
+/// Counts one event in CloudWatch through the Embedded Metric Format: a JSON line on stdout
+/// that Lambda's log pipeline turns into the metric `LagoSalesforceSync/Events`, by family
+/// and outcome and by outcome alone (what the alarms watch). No API call, no cost per put.
+pub fn count(family: impl std::fmt::Display, outcome: &str) {
+    emit(
+        serde_json::json!([["Family", "Outcome"], ["Outcome"]]),
+        serde_json::json!({ "Name": "Events", "Unit": "Count" }),
+        serde_json::json!({ "Family": family.to_string(), "Outcome": outcome, "Events": 1 }),
+    );
+}
+
+/// A gauge without dimensions, e.g. the queued backlog after a redrive run.
+pub fn gauge(name: &str, value: f64) {
+    emit(
+        serde_json::json!([[]]),
+        serde_json::json!({ "Name": name, "Unit": "Count" }),
+        serde_json::json!({ name: value }),
+    );
+}
+
+fn emit(dimensions: serde_json::Value, metric: serde_json::Value, values: serde_json::Value) {
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    let mut line = serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp,
+            "CloudWatchMetrics": [{ "Namespace": METRICS_NAMESPACE, "Dimensions": dimensions, "Metrics": [metric] }],
+        },
+    });
+    if let (Some(line), serde_json::Value::Object(values)) = (line.as_object_mut(), values) {
+        line.extend(values);
+    }
+    println!("{line}");
+}
+
+pub const METRICS_NAMESPACE: &str = "LagoSalesforceSync";

@@ -9,10 +9,6 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
-};
 use tokio::sync::OnceCell;
 
 use crate::{process, random};
@@ -89,40 +85,11 @@ impl Moto {
 
     /// The project's idempotency table, as template.yaml defines it: partition key `pk` (S)
     /// only, on-demand billing, TTL on `expires_at`.
+    /// Creates table `name` with the schema of template.yaml (the library's own definition).
     pub async fn create_table(&self, name: &str) {
-        let ddb = self.dynamodb().await;
-        ddb.create_table()
-            .table_name(name)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .expect("complete attribute definition"),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .expect("complete key schema"),
-            )
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
+        lago_sync::store::create_table(&self.dynamodb().await, name)
             .await
-            .unwrap_or_else(|e| panic!("create table {name}: {}", DisplayErrorContext(e)));
-        ddb.update_time_to_live()
-            .table_name(name)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .attribute_name("expires_at")
-                    .enabled(true)
-                    .build()
-                    .expect("complete TTL specification"),
-            )
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("enable TTL on {name}: {}", DisplayErrorContext(e)));
+            .unwrap_or_else(|e| panic!("create table {name}: {e}"));
     }
 
     /// Creates secret `name` holding `json`; returns its ARN.

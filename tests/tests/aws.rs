@@ -6,12 +6,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_config::timeout::TimeoutConfig;
 use lago_sync::mapping::OrderStamp;
 use lago_sync::secrets::{SecretCache, SecretsError};
-use lago_sync::store::{Claim, ClaimRequest, DynamoDbStore, Finish, IdempotencyStore, Status, StoreError};
+use lago_sync::store::{
+    Claim, ClaimRequest, DynamoDbStore, Finish, IdempotencyStore, Status, StoreError,
+};
 use sync_testkit::events;
 use sync_testkit::moto::{closed_endpoint, unique_name, Moto};
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 async fn store() -> DynamoDbStore {
@@ -22,7 +27,14 @@ async fn store() -> DynamoDbStore {
 }
 
 fn claim<'a>(key: &'a str, hash: &'a str, now_ms: i64, lease_ms: i64) -> ClaimRequest<'a> {
-    ClaimRequest { key, body_sha256: hash, family: "invoice", webhook_type: "invoice.created", now_ms, lease_until_ms: now_ms + lease_ms }
+    ClaimRequest {
+        key,
+        body_sha256: hash,
+        family: "invoice",
+        webhook_type: "invoice.created",
+        now_ms,
+        lease_until_ms: now_ms + lease_ms,
+    }
 }
 
 fn taken_status(claim: Claim) -> Status {
@@ -36,49 +48,146 @@ fn taken_status(claim: Claim) -> Status {
 async fn a_claim_is_exclusive_until_finished_or_its_lease_lapses() {
     let store = store().await;
     let now = now_ms();
-    assert_eq!(store.claim(&claim("k", "h1", now, 20_000)).await.unwrap(), Claim::Acquired { previous: None });
-    assert_eq!(taken_status(store.claim(&claim("k", "h1", now + 1, 20_000)).await.unwrap()), Status::InProgress);
+    assert_eq!(
+        store.claim(&claim("k", "h1", now, 20_000)).await.unwrap(),
+        Claim::Acquired { previous: None }
+    );
+    assert_eq!(
+        taken_status(
+            store
+                .claim(&claim("k", "h1", now + 1, 20_000))
+                .await
+                .unwrap()
+        ),
+        Status::InProgress
+    );
     // The lease lapses at the invocation's deadline: a crashed invocation does not block the key.
-    assert_eq!(store.claim(&claim("k", "h1", now + 20_001, 20_000)).await.unwrap(), Claim::Acquired { previous: None });
-    store.finish("k", &Finish::Completed { outcome: "synced", now_ms: now }).await.unwrap();
-    let Claim::Taken(existing) = store.claim(&claim("k", "h2", now + 30_000, 20_000)).await.unwrap() else {
+    assert_eq!(
+        store
+            .claim(&claim("k", "h1", now + 20_001, 20_000))
+            .await
+            .unwrap(),
+        Claim::Acquired { previous: None }
+    );
+    store
+        .finish(
+            "k",
+            &Finish::Completed {
+                outcome: "synced",
+                now_ms: now,
+            },
+        )
+        .await
+        .unwrap();
+    let Claim::Taken(existing) = store
+        .claim(&claim("k", "h2", now + 30_000, 20_000))
+        .await
+        .unwrap()
+    else {
         panic!("a completed delivery is never claimed again")
     };
-    assert_eq!((existing.status, existing.body_sha256.as_str()), (Status::Completed, "h1"));
+    assert_eq!(
+        (existing.status, existing.body_sha256.as_str()),
+        (Status::Completed, "h1")
+    );
 }
 
 #[tokio::test]
 async fn a_parked_event_keeps_its_body_error_and_attempts() {
     let store = store().await;
     let now = now_ms();
-    let body = events::body("invoice.created", "inv-1", Some(events::ACCOUNT), serde_json::json!({}));
+    let body = events::body(
+        "invoice.created",
+        "inv-1",
+        Some(events::ACCOUNT),
+        serde_json::json!({}),
+    );
     store.claim(&claim("q", "h", now, 20_000)).await.unwrap();
-    let parked = |status| Finish::Parked { status, body: &body, error_code: "SERVER_UNAVAILABLE", error_message: "down", now_ms: now };
+    let parked = |status| Finish::Parked {
+        status,
+        body: &body,
+        error_code: "SERVER_UNAVAILABLE",
+        error_message: "down",
+        now_ms: now,
+        due_at_ms: now,
+    };
     store.finish("q", &parked(Status::Queued)).await.unwrap();
     let stored = store.load("q").await.unwrap().unwrap();
-    assert_eq!((stored.status, stored.attempts, stored.error_code.as_deref()), (Status::Queued, 1, Some("SERVER_UNAVAILABLE")));
+    assert_eq!(
+        (stored.status, stored.attempts, stored.error_code.as_deref()),
+        (Status::Queued, 1, Some("SERVER_UNAVAILABLE"))
+    );
     assert_eq!(stored.body.as_deref(), Some(body.as_slice()));
 
     // The same event delivered again takes the claim back, keeping what was stored.
-    assert_eq!(store.claim(&claim("q", "h", now + 1, 20_000)).await.unwrap(), Claim::Acquired { previous: Some(Status::Queued) });
+    assert_eq!(
+        store
+            .claim(&claim("q", "h", now + 1, 20_000))
+            .await
+            .unwrap(),
+        Claim::Acquired {
+            previous: Some(Status::Queued)
+        }
+    );
     store.finish("q", &parked(Status::Queued)).await.unwrap();
     assert_eq!(store.load("q").await.unwrap().unwrap().attempts, 2);
     // But never with another body.
-    let Claim::Taken(existing) = store.claim(&claim("q", "other", now + 2, 20_000)).await.unwrap() else { panic!() };
+    let Claim::Taken(existing) = store
+        .claim(&claim("q", "other", now + 2, 20_000))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
     assert_eq!(existing.status, Status::Queued);
 
     // Failed events are not claimable: their replay is the stored answer.
     store.claim(&claim("f", "h", now, 20_000)).await.unwrap();
     store
-        .finish("f", &Finish::Parked { status: Status::Failed, body: &body, error_code: "NOT_FOUND", error_message: "gone", now_ms: now })
+        .finish(
+            "f",
+            &Finish::Parked {
+                status: Status::Failed,
+                body: &body,
+                error_code: "NOT_FOUND",
+                error_message: "gone",
+                now_ms: now,
+                due_at_ms: now,
+            },
+        )
         .await
         .unwrap();
-    let Claim::Taken(failed) = store.claim(&claim("f", "h", now + 1, 20_000)).await.unwrap() else { panic!() };
-    assert_eq!((failed.status, failed.error_code.as_deref(), failed.error_message.as_deref()), (Status::Failed, Some("NOT_FOUND"), Some("gone")));
+    let Claim::Taken(failed) = store
+        .claim(&claim("f", "h", now + 1, 20_000))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            failed.status,
+            failed.error_code.as_deref(),
+            failed.error_message.as_deref()
+        ),
+        (Status::Failed, Some("NOT_FOUND"), Some("gone"))
+    );
 
     // Success removes the stored body.
-    store.claim(&claim("q", "h", now + 3, 20_000)).await.unwrap();
-    store.finish("q", &Finish::Completed { outcome: "synced", now_ms: now }).await.unwrap();
+    store
+        .claim(&claim("q", "h", now + 3, 20_000))
+        .await
+        .unwrap();
+    store
+        .finish(
+            "q",
+            &Finish::Completed {
+                outcome: "synced",
+                now_ms: now,
+            },
+        )
+        .await
+        .unwrap();
     let done = store.load("q").await.unwrap().unwrap();
     assert_eq!((done.status, done.body), (Status::Completed, None));
 }
@@ -93,67 +202,147 @@ async fn a_released_claim_is_free_again_and_a_stored_event_stays_stored() {
 
     let body = b"{}".as_slice();
     store.claim(&claim("old", "h", now, 20_000)).await.unwrap();
-    store.finish("old", &Finish::Parked { status: Status::Queued, body, error_code: "X", error_message: "y", now_ms: now }).await.unwrap();
-    let Claim::Acquired { previous } = store.claim(&claim("old", "h", now + 1, 20_000)).await.unwrap() else { panic!() };
+    store
+        .finish(
+            "old",
+            &Finish::Parked {
+                status: Status::Queued,
+                body,
+                error_code: "X",
+                error_message: "y",
+                now_ms: now,
+                due_at_ms: now,
+            },
+        )
+        .await
+        .unwrap();
+    let Claim::Acquired { previous } = store
+        .claim(&claim("old", "h", now + 1, 20_000))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
     store.release("old", previous).await.unwrap();
     let stored = store.load("old").await.unwrap().unwrap();
-    assert_eq!((stored.status, stored.body.as_deref()), (Status::Queued, Some(body)));
+    assert_eq!(
+        (stored.status, stored.body.as_deref()),
+        (Status::Queued, Some(body))
+    );
 }
 
 #[tokio::test]
 async fn the_order_only_moves_forward() {
     let store = store().await;
-    let stamp = |version| OrderStamp { record: "Lago_Invoice__c/inv-1".into(), version };
+    let stamp = |version| OrderStamp {
+        record: "Lago_Invoice__c/inv-1".into(),
+        version,
+    };
     let now = now_ms();
     assert!(store.advance_order(&stamp(200), now).await.unwrap());
-    assert!(store.advance_order(&stamp(200), now).await.unwrap(), "the same state may be written again");
+    assert!(
+        store.advance_order(&stamp(200), now).await.unwrap(),
+        "the same state may be written again"
+    );
     assert!(!store.advance_order(&stamp(100), now).await.unwrap());
     assert!(store.advance_order(&stamp(300), now).await.unwrap());
-    let other = OrderStamp { record: "Lago_Invoice__c/inv-2".into(), version: 1 };
-    assert!(store.advance_order(&other, now).await.unwrap(), "records are independent");
+    let other = OrderStamp {
+        record: "Lago_Invoice__c/inv-2".into(),
+        version: 1,
+    };
+    assert!(
+        store.advance_order(&other, now).await.unwrap(),
+        "records are independent"
+    );
 }
 
 #[tokio::test]
 async fn secrets_are_read_cached_and_reread_when_the_key_rotates() {
     let moto = Moto::shared().await;
     let name = unique_name("secret");
-    moto.create_secret(&name, &events::secret_json("first-key")).await;
+    moto.create_secret(&name, &events::secret_json("first-key"))
+        .await;
     let cache = SecretCache::new(moto.secrets().await, &name);
     let first = cache.current().await.unwrap();
     assert_eq!(first.lago_hmac_key, "first-key");
 
-    moto.put_secret(&name, &events::secret_json("rotated-key")).await;
-    assert_eq!(cache.current().await.unwrap().lago_hmac_key, "first-key", "kept between invocations");
-    assert_eq!(cache.reread_after_rejection(&first).await.unwrap(), None, "not re-read moments after a read");
+    moto.put_secret(&name, &events::secret_json("rotated-key"))
+        .await;
+    assert_eq!(
+        cache.current().await.unwrap().lago_hmac_key,
+        "first-key",
+        "kept between invocations"
+    );
+    assert_eq!(
+        cache.reread_after_rejection(&first).await.unwrap(),
+        None,
+        "not re-read moments after a read"
+    );
     tokio::time::sleep(lago_sync::secrets::FORCED_REFRESH_GAP).await;
-    let rotated = cache.reread_after_rejection(&first).await.unwrap().expect("the new key");
+    let rotated = cache
+        .reread_after_rejection(&first)
+        .await
+        .unwrap()
+        .expect("the new key");
     assert_eq!(rotated.lago_hmac_key, "rotated-key");
     assert_eq!(cache.current().await.unwrap().lago_hmac_key, "rotated-key");
-    assert_eq!(cache.reread_after_rejection(&rotated).await.unwrap(), None, "no change, no new key");
+    assert_eq!(
+        cache.reread_after_rejection(&rotated).await.unwrap(),
+        None,
+        "no change, no new key"
+    );
 }
 
 #[tokio::test]
 async fn a_missing_or_malformed_secret_is_reported_without_its_value() {
     let moto = Moto::shared().await;
     let missing = SecretCache::new(moto.secrets().await, unique_name("absent"));
-    assert!(matches!(missing.current().await, Err(SecretsError::Unavailable(m)) if m.contains("ResourceNotFoundException")));
+    assert!(
+        matches!(missing.current().await, Err(SecretsError::Unavailable(m)) if m.contains("ResourceNotFoundException"))
+    );
 
     let name = unique_name("malformed");
-    moto.create_secret(&name, r#"{"lago_hmac_key":"super-secret-value"}"#).await;
-    let err = SecretCache::new(moto.secrets().await, &name).current().await.unwrap_err();
-    assert_eq!(err, SecretsError::Malformed("salesforce_client_id is missing".into()));
+    moto.create_secret(&name, r#"{"lago_hmac_key":"super-secret-value"}"#)
+        .await;
+    let err = SecretCache::new(moto.secrets().await, &name)
+        .current()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        SecretsError::Malformed("salesforce_client_id is missing".into())
+    );
 }
 
 #[tokio::test]
 async fn an_unreachable_emulator_fails_fast_with_a_clear_error() {
     let moto = Moto::shared().await;
-    let timeouts = TimeoutConfig::builder().connect_timeout(Duration::from_secs(1)).operation_timeout(Duration::from_secs(3)).build();
-    let config = moto.sdk_config().await.into_builder().endpoint_url(closed_endpoint()).timeout_config(timeouts).build();
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_timeout(Duration::from_secs(3))
+        .build();
+    let config = moto
+        .sdk_config()
+        .await
+        .into_builder()
+        .endpoint_url(closed_endpoint())
+        .timeout_config(timeouts)
+        .build();
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), "table");
     let started = std::time::Instant::now();
-    let err = store.claim(&claim("k", "h", now_ms(), 20_000)).await.unwrap_err();
+    let err = store
+        .claim(&claim("k", "h", now_ms(), 20_000))
+        .await
+        .unwrap_err();
     assert_eq!(err, StoreError("no answer".into()));
     let secrets = SecretCache::new(aws_sdk_secretsmanager::Client::new(&config), "s");
-    assert!(matches!(secrets.current().await, Err(SecretsError::Unavailable(_))));
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(matches!(
+        secrets.current().await,
+        Err(SecretsError::Unavailable(_))
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -16,6 +16,7 @@ use sync_testkit::lago::sign;
 use sync_testkit::standin::{Fault, Standin, StandinConfig};
 
 struct Harness {
+    family: Family,
     app: App<MemoryStore>,
     standin: Standin,
 }
@@ -24,24 +25,37 @@ async fn harness(family: Family) -> Harness {
     let standin = Standin::start(StandinConfig::default()).await;
     let secrets = Secrets::parse(&events::secret_json(HMAC_KEY)).unwrap();
     let app = App {
-        family,
         secrets: SecretCache::fixed(secrets),
         store: MemoryStore::new(),
         salesforce: SalesforceClient::new(&standin.url(), "62.0"),
     };
-    Harness { app, standin }
+    Harness {
+        family,
+        app,
+        standin,
+    }
 }
 
 fn epoch_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 impl Harness {
     async fn deliver(&self, key: &str, body: &[u8]) -> Outcome {
-        self.deliver_with(key, body, &sign(HMAC_KEY, body), Duration::from_secs(20)).await
+        self.deliver_with(key, body, &sign(HMAC_KEY, body), Duration::from_secs(20))
+            .await
     }
 
-    async fn deliver_with(&self, key: &str, body: &[u8], signature: &str, time_left: Duration) -> Outcome {
+    async fn deliver_with(
+        &self,
+        key: &str,
+        body: &[u8],
+        signature: &str,
+        time_left: Duration,
+    ) -> Outcome {
         let delivery = Delivery {
             body,
             signature: Some(signature),
@@ -50,7 +64,7 @@ impl Harness {
             deadline: Instant::now() + time_left,
             deadline_epoch_ms: epoch_ms() + time_left.as_millis() as i64,
         };
-        self.app.handle(&delivery).await
+        self.app.handle(self.family, &delivery).await
     }
 
     fn rest_calls(&self) -> u64 {
@@ -58,24 +72,43 @@ impl Harness {
     }
 
     fn record(&self, object: &str, lago_id: &str) -> Value {
-        self.standin.record_by(object, "Lago_Id__c", lago_id).unwrap_or_else(|| panic!("no {object} {lago_id}"))
+        self.standin
+            .record_by(object, "Lago_Id__c", lago_id)
+            .unwrap_or_else(|| panic!("no {object} {lago_id}"))
     }
 
     async fn stored(&self, key: &str) -> Option<lago_sync::store::StoredDelivery> {
-        self.app.store.load(&delivery_key(self.app.family.as_str(), key)).await.unwrap()
+        self.app
+            .store
+            .load(&delivery_key(self.family.as_str(), key))
+            .await
+            .unwrap()
     }
 }
 
 #[tokio::test]
 async fn each_family_writes_one_record_with_one_call() {
     let cases = [
-        (Family::Subscription, "subscription.started", "Lago_Subscription__c"),
+        (
+            Family::Subscription,
+            "subscription.started",
+            "Lago_Subscription__c",
+        ),
         (Family::Invoice, "invoice.created", "Lago_Invoice__c"),
-        (Family::CreditNote, "credit_note.created", "Lago_Credit_Note__c"),
+        (
+            Family::CreditNote,
+            "credit_note.created",
+            "Lago_Credit_Note__c",
+        ),
     ];
     for (family, webhook_type, object) in cases {
         let h = harness(family).await;
-        let outcome = h.deliver("k1", &events::body(webhook_type, "obj-1", Some(ACCOUNT), json!({}))).await;
+        let outcome = h
+            .deliver(
+                "k1",
+                &events::body(webhook_type, "obj-1", Some(ACCOUNT), json!({})),
+            )
+            .await;
         assert_eq!(outcome.status_code(), 200, "{webhook_type}: {outcome:?}");
         assert_eq!(outcome.label(), "synced");
         let record = h.record(object, "obj-1");
@@ -84,7 +117,12 @@ async fn each_family_writes_one_record_with_one_call() {
         let calls_per_event = if family == Family::CreditNote { 2 } else { 1 };
         assert_eq!(h.rest_calls(), calls_per_event, "{webhook_type}");
         // Warm token: the next event costs no token request.
-        let outcome = h.deliver("k2", &events::body(webhook_type, "obj-2", Some(ACCOUNT), json!({}))).await;
+        let outcome = h
+            .deliver(
+                "k2",
+                &events::body(webhook_type, "obj-2", Some(ACCOUNT), json!({})),
+            )
+            .await;
         assert_eq!(outcome.label(), "synced", "{outcome:?}");
         assert_eq!(h.rest_calls(), 2 * calls_per_event, "{webhook_type}");
         assert_eq!(h.standin.stats().token_requests, 1);
@@ -94,20 +132,46 @@ async fn each_family_writes_one_record_with_one_call() {
 #[tokio::test]
 async fn a_customer_updates_its_existing_account() {
     let h = harness(Family::Customer).await;
-    let outcome = h.deliver("k", &events::body("customer.updated", "cus-1", Some(ACCOUNT), json!({}))).await;
-    assert_eq!(outcome, Outcome::Synced { created: None, invoice_linked: None });
+    let outcome = h
+        .deliver(
+            "k",
+            &events::body("customer.updated", "cus-1", Some(ACCOUNT), json!({})),
+        )
+        .await;
+    assert_eq!(
+        outcome,
+        Outcome::Synced {
+            created: None,
+            invoice_linked: None
+        }
+    );
     let accounts = h.standin.records("Account");
-    let account = accounts.iter().find(|a| a["Id"] == json!(ACCOUNT)).expect("the seeded account");
+    let account = accounts
+        .iter()
+        .find(|a| a["Id"] == json!(ACCOUNT))
+        .expect("the seeded account");
     assert_eq!(account["Lago_Customer_Id__c"], json!("cus-1"));
     assert_eq!(account["Lago_Customer_Name__c"], json!("Acme Corp"));
-    assert_eq!(account["Lago_Customer_Updated_At__c"], json!("2025-03-01T10:15:02Z"));
-    assert_eq!(h.standin.records("Account").len(), 1, "Accounts are never created");
+    assert_eq!(
+        account["Lago_Customer_Updated_At__c"],
+        json!("2025-03-01T10:15:02Z")
+    );
+    assert_eq!(
+        h.standin.records("Account").len(),
+        1,
+        "Accounts are never created"
+    );
 }
 
 #[tokio::test]
 async fn amounts_and_fields_land_as_mapped() {
     let h = harness(Family::Invoice).await;
-    let body = events::body("invoice.created", "inv-9", Some(ACCOUNT), json!({"total_amount_cents": 1005, "currency": "KWD"}));
+    let body = events::body(
+        "invoice.created",
+        "inv-9",
+        Some(ACCOUNT),
+        json!({"total_amount_cents": 1005, "currency": "KWD"}),
+    );
     assert_eq!(h.deliver("k", &body).await.label(), "synced");
     let record = h.record("Lago_Invoice__c", "inv-9");
     assert_eq!(record["Total_Amount__c"].to_string(), "1.005");
@@ -125,7 +189,10 @@ async fn duplicates_conflicts_and_replays_never_call_salesforce() {
     assert_eq!(h.deliver("same", &body).await, Outcome::Duplicate);
     let other = events::body("invoice.created", "inv-2", Some(ACCOUNT), json!({}));
     let conflict = h.deliver("same", &other).await;
-    assert_eq!((conflict.status_code(), conflict.label()), (422, "conflict"));
+    assert_eq!(
+        (conflict.status_code(), conflict.label()),
+        (422, "conflict")
+    );
     assert_eq!(h.rest_calls(), calls);
 }
 
@@ -135,51 +202,144 @@ async fn a_permanent_refusal_is_stored_and_replayed_as_failed() {
     let unknown_account = "001000000000099AAA";
     let body = events::body("invoice.created", "inv-1", Some(unknown_account), json!({}));
     let first = h.deliver("k", &body).await;
-    assert_eq!((first.status_code(), first.label()), (422, "failed"), "{first:?}");
-    assert_eq!(first.body()["error_code"], json!("INVALID_CROSS_REFERENCE_KEY"));
+    assert_eq!(
+        (first.status_code(), first.label()),
+        (422, "failed"),
+        "{first:?}"
+    );
+    assert_eq!(
+        first.body()["error_code"],
+        json!("INVALID_CROSS_REFERENCE_KEY")
+    );
     let calls = h.rest_calls();
     let again = h.deliver("k", &body).await;
     assert_eq!(again, first, "replayed from the stored outcome");
     assert_eq!(h.rest_calls(), calls);
     let stored = h.stored("k").await.unwrap();
     assert_eq!((stored.status, stored.attempts), (Status::Failed, 1));
-    assert_eq!(stored.body.as_deref(), Some(body.as_slice()), "kept for inspection and redrive");
+    assert_eq!(
+        stored.body.as_deref(),
+        Some(body.as_slice()),
+        "kept for inspection and redrive"
+    );
 }
 
 #[tokio::test]
 async fn salesforce_errors_are_queued_or_failed_by_kind() {
     let cases: Vec<(&str, Fault, u16, &str)> = vec![
-        ("500", Fault::error(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred"), 202, "UNKNOWN_EXCEPTION"),
-        ("502 html", Fault::html(502, "<html><body>Bad Gateway</body></html>"), 202, "HTTP_502"),
-        ("503", Fault::error(503, "SERVER_UNAVAILABLE", "Server unavailable"), 202, "SERVER_UNAVAILABLE"),
-        ("lock", Fault::error(400, "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record"), 202, "UNABLE_TO_LOCK_ROW"),
-        ("limit", Fault::error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."), 202, "REQUEST_LIMIT_EXCEEDED"),
-        ("race", Fault::error(400, "DUPLICATE_VALUE", "duplicate value found: Lago_Id__c"), 202, "DUPLICATE_VALUE"),
+        (
+            "500",
+            Fault::error(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred"),
+            202,
+            "UNKNOWN_EXCEPTION",
+        ),
+        (
+            "502 html",
+            Fault::html(502, "<html><body>Bad Gateway</body></html>"),
+            202,
+            "HTTP_502",
+        ),
+        (
+            "503",
+            Fault::error(503, "SERVER_UNAVAILABLE", "Server unavailable"),
+            202,
+            "SERVER_UNAVAILABLE",
+        ),
+        (
+            "lock",
+            Fault::error(
+                400,
+                "UNABLE_TO_LOCK_ROW",
+                "unable to obtain exclusive access to this record",
+            ),
+            202,
+            "UNABLE_TO_LOCK_ROW",
+        ),
+        (
+            "limit",
+            Fault::error(
+                403,
+                "REQUEST_LIMIT_EXCEEDED",
+                "TotalRequests Limit exceeded.",
+            ),
+            202,
+            "REQUEST_LIMIT_EXCEEDED",
+        ),
+        (
+            "race",
+            Fault::error(400, "DUPLICATE_VALUE", "duplicate value found: Lago_Id__c"),
+            202,
+            "DUPLICATE_VALUE",
+        ),
         ("connection closed", Fault::close(), 202, "CONNECTION"),
-        ("field", Fault::error(400, "INVALID_FIELD", "No such column 'Status__c' on sobject of type Lago_Invoice__c"), 422, "INVALID_FIELD"),
-        ("validation", Fault::error(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Amount must be positive"), 422, "FIELD_CUSTOM_VALIDATION_EXCEPTION"),
-        ("access", Fault::error(403, "INSUFFICIENT_ACCESS_OR_READONLY", "insufficient access rights"), 422, "INSUFFICIENT_ACCESS_OR_READONLY"),
+        (
+            "field",
+            Fault::error(
+                400,
+                "INVALID_FIELD",
+                "No such column 'Status__c' on sobject of type Lago_Invoice__c",
+            ),
+            422,
+            "INVALID_FIELD",
+        ),
+        (
+            "validation",
+            Fault::error(
+                400,
+                "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                "Amount must be positive",
+            ),
+            422,
+            "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        ),
+        (
+            "access",
+            Fault::error(
+                403,
+                "INSUFFICIENT_ACCESS_OR_READONLY",
+                "insufficient access rights",
+            ),
+            422,
+            "INSUFFICIENT_ACCESS_OR_READONLY",
+        ),
     ];
     for (name, fault, status, code) in cases {
         let h = harness(Family::Invoice).await;
         h.standin.add_fault(fault.on_path("/sobjects/"));
         let body = events::body("invoice.created", "inv-1", Some(ACCOUNT), json!({}));
         let outcome = h.deliver("k", &body).await;
-        assert_eq!((outcome.status_code(), outcome.body()["error_code"].clone()), (status, json!(code)), "{name}: {outcome:?}");
+        assert_eq!(
+            (outcome.status_code(), outcome.body()["error_code"].clone()),
+            (status, json!(code)),
+            "{name}: {outcome:?}"
+        );
         let stored = h.stored("k").await.unwrap();
-        assert_eq!(stored.body.as_deref(), Some(body.as_slice()), "{name}: the event is kept");
-        assert!(h.standin.record_by("Lago_Invoice__c", "Lago_Id__c", "inv-1").is_none(), "{name}");
+        assert_eq!(
+            stored.body.as_deref(),
+            Some(body.as_slice()),
+            "{name}: the event is kept"
+        );
+        assert!(
+            h.standin
+                .record_by("Lago_Invoice__c", "Lago_Id__c", "inv-1")
+                .is_none(),
+            "{name}"
+        );
     }
 }
 
 #[tokio::test]
 async fn a_queued_event_delivered_again_is_retried_and_synced() {
     let h = harness(Family::Subscription).await;
-    h.standin.add_fault(Fault::error(503, "SERVER_UNAVAILABLE", "down").on_path("/sobjects/"));
+    h.standin
+        .add_fault(Fault::error(503, "SERVER_UNAVAILABLE", "down").on_path("/sobjects/"));
     let body = events::body("subscription.started", "sub-1", Some(ACCOUNT), json!({}));
     assert_eq!(h.deliver("k", &body).await.label(), "queued");
     assert_eq!(h.deliver("k", &body).await.label(), "synced");
-    assert_eq!(h.record("Lago_Subscription__c", "sub-1")["Status__c"], json!("active"));
+    assert_eq!(
+        h.record("Lago_Subscription__c", "sub-1")["Status__c"],
+        json!("active")
+    );
     let stored = h.stored("k").await.unwrap();
     assert_eq!((stored.status, stored.body), (Status::Completed, None));
 }
@@ -187,12 +347,22 @@ async fn a_queued_event_delivered_again_is_retried_and_synced() {
 #[tokio::test]
 async fn a_slow_salesforce_times_out_before_the_deadline_and_is_queued() {
     let h = harness(Family::Invoice).await;
-    h.standin.add_fault(Fault::delay(Duration::from_secs(10)).on_path("/sobjects/"));
+    h.standin
+        .add_fault(Fault::delay(Duration::from_secs(10)).on_path("/sobjects/"));
     let body = events::body("invoice.created", "inv-1", Some(ACCOUNT), json!({}));
     let started = Instant::now();
-    let outcome = h.deliver_with("k", &body, &sign(HMAC_KEY, &body), Duration::from_secs(4)).await;
-    assert_eq!((outcome.label(), outcome.body()["error_code"].clone()), ("queued", json!("TIMEOUT")), "{outcome:?}");
-    assert!(started.elapsed() < Duration::from_secs(4), "answered within the invocation's time");
+    let outcome = h
+        .deliver_with("k", &body, &sign(HMAC_KEY, &body), Duration::from_secs(4))
+        .await;
+    assert_eq!(
+        (outcome.label(), outcome.body()["error_code"].clone()),
+        ("queued", json!("TIMEOUT")),
+        "{outcome:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "answered within the invocation's time"
+    );
 }
 
 #[tokio::test]
@@ -204,26 +374,38 @@ async fn an_expired_session_is_renewed_once_and_replayed() {
     let second = events::body("invoice.created", "inv-2", Some(ACCOUNT), json!({}));
     assert_eq!(h.deliver("k2", &second).await.label(), "synced");
     let stats = h.standin.stats();
-    assert_eq!((stats.token_requests, stats.rest_requests), (2, 3), "one 401, one renewal, one replay");
+    assert_eq!(
+        (stats.token_requests, stats.rest_requests),
+        (2, 3),
+        "one 401, one renewal, one replay"
+    );
 }
 
 #[tokio::test]
 async fn a_credit_note_links_its_invoice_only_when_salesforce_has_it() {
     let h = harness(Family::CreditNote).await;
-    let orphan = events::body("credit_note.created", "cn-1", Some(ACCOUNT), json!({"lago_invoice_id": "inv-missing"}));
+    let orphan = events::body(
+        "credit_note.created",
+        "cn-1",
+        Some(ACCOUNT),
+        json!({"lago_invoice_id": "inv-missing"}),
+    );
     let outcome = h.deliver("k1", &orphan).await;
-    assert_eq!(outcome, Outcome::Synced { created: Some(true), invoice_linked: Some(false) });
+    assert_eq!(
+        outcome,
+        Outcome::Synced {
+            created: Some(true),
+            invoice_linked: Some(false)
+        }
+    );
     let record = h.record("Lago_Credit_Note__c", "cn-1");
     assert_eq!(record["Lago_Invoice_Id__c"], json!("inv-missing"));
-    assert!(record.get("Invoice__c").is_none_or(Value::is_null), "{record}");
+    assert!(
+        record.get("Invoice__c").is_none_or(Value::is_null),
+        "{record}"
+    );
 
     // An invoice written by the invoice function becomes linkable.
-    let invoice_app = App {
-        family: Family::Invoice,
-        secrets: SecretCache::fixed(Secrets::parse(&events::secret_json(HMAC_KEY)).unwrap()),
-        store: MemoryStore::new(),
-        salesforce: SalesforceClient::new(&h.standin.url(), "62.0"),
-    };
     let invoice = events::body("invoice.created", "inv-7", Some(ACCOUNT), json!({}));
     let delivery = Delivery {
         body: &invoice,
@@ -233,46 +415,94 @@ async fn a_credit_note_links_its_invoice_only_when_salesforce_has_it() {
         deadline: Instant::now() + Duration::from_secs(20),
         deadline_epoch_ms: epoch_ms() + 20_000,
     };
-    assert_eq!(invoice_app.handle(&delivery).await.label(), "synced");
-    let linked = events::body("credit_note.created", "cn-2", Some(ACCOUNT), json!({"lago_invoice_id": "inv-7"}));
+    assert_eq!(
+        h.app.handle(Family::Invoice, &delivery).await.label(),
+        "synced"
+    );
+    let linked = events::body(
+        "credit_note.created",
+        "cn-2",
+        Some(ACCOUNT),
+        json!({"lago_invoice_id": "inv-7"}),
+    );
     let before = h.rest_calls();
-    assert_eq!(h.deliver("k2", &linked).await, Outcome::Synced { created: Some(true), invoice_linked: Some(true) });
+    assert_eq!(
+        h.deliver("k2", &linked).await,
+        Outcome::Synced {
+            created: Some(true),
+            invoice_linked: Some(true)
+        }
+    );
     assert_eq!(h.rest_calls() - before, 1);
     let invoice_id = h.record("Lago_Invoice__c", "inv-7")["Id"].clone();
-    assert_eq!(h.record("Lago_Credit_Note__c", "cn-2")["Invoice__c"], invoice_id);
+    assert_eq!(
+        h.record("Lago_Credit_Note__c", "cn-2")["Invoice__c"],
+        invoice_id
+    );
 }
 
 #[tokio::test]
 async fn an_older_state_never_overwrites_a_newer_one() {
     let h = harness(Family::Invoice).await;
-    let voided = events::body("invoice.voided", "inv-1", Some(ACCOUNT),
-        json!({"status": "voided", "updated_at": "2025-03-09T00:00:00Z", "file_url": "https://lago.test/inv-1.pdf"}));
-    let created = events::body("invoice.created", "inv-1", Some(ACCOUNT), json!({"updated_at": "2025-03-01T10:00:00Z"}));
+    let voided = events::body(
+        "invoice.voided",
+        "inv-1",
+        Some(ACCOUNT),
+        json!({"status": "voided", "updated_at": "2025-03-09T00:00:00Z", "file_url": "https://lago.test/inv-1.pdf"}),
+    );
+    let created = events::body(
+        "invoice.created",
+        "inv-1",
+        Some(ACCOUNT),
+        json!({"updated_at": "2025-03-01T10:00:00Z"}),
+    );
     assert_eq!(h.deliver("k-voided", &voided).await.label(), "synced");
     let calls = h.rest_calls();
     let late = h.deliver("k-created", &created).await;
     assert_eq!(late.label(), "skipped", "{late:?}");
     assert_eq!(h.rest_calls(), calls);
     let record = h.record("Lago_Invoice__c", "inv-1");
-    assert_eq!((record["Status__c"].clone(), record["File_Url__c"].clone()), (json!("voided"), json!("https://lago.test/inv-1.pdf")));
+    assert_eq!(
+        (record["Status__c"].clone(), record["File_Url__c"].clone()),
+        (json!("voided"), json!("https://lago.test/inv-1.pdf"))
+    );
     assert_eq!(h.deliver("k-created", &created).await, Outcome::Duplicate);
 
     let subs = harness(Family::Subscription).await;
-    let terminated = events::body("subscription.terminated", "sub-1", Some(ACCOUNT),
-        json!({"status": "terminated", "terminated_at": "2025-04-01T00:00:00Z"}));
+    let terminated = events::body(
+        "subscription.terminated",
+        "sub-1",
+        Some(ACCOUNT),
+        json!({"status": "terminated", "terminated_at": "2025-04-01T00:00:00Z"}),
+    );
     let started = events::body("subscription.started", "sub-1", Some(ACCOUNT), json!({}));
     assert_eq!(subs.deliver("t", &terminated).await.label(), "synced");
     assert_eq!(subs.deliver("s", &started).await.label(), "skipped");
     let record = subs.record("Lago_Subscription__c", "sub-1");
-    assert_eq!((record["Status__c"].clone(), record["Termination_Date__c"].clone()), (json!("terminated"), json!("2025-04-01")));
+    assert_eq!(
+        (
+            record["Status__c"].clone(),
+            record["Termination_Date__c"].clone()
+        ),
+        (json!("terminated"), json!("2025-04-01"))
+    );
 }
 
 #[tokio::test]
 async fn nulls_never_clear_what_an_earlier_event_wrote() {
     let h = harness(Family::Invoice).await;
-    let generated = events::body("invoice.generated", "inv-1", Some(ACCOUNT), json!({"file_url": "https://lago.test/a.pdf"}));
-    let paid = events::body("invoice.payment_status_updated", "inv-1", Some(ACCOUNT),
-        json!({"payment_status": "succeeded", "file_url": null, "updated_at": "2025-03-02T00:00:00Z"}));
+    let generated = events::body(
+        "invoice.generated",
+        "inv-1",
+        Some(ACCOUNT),
+        json!({"file_url": "https://lago.test/a.pdf"}),
+    );
+    let paid = events::body(
+        "invoice.payment_status_updated",
+        "inv-1",
+        Some(ACCOUNT),
+        json!({"payment_status": "succeeded", "file_url": null, "updated_at": "2025-03-02T00:00:00Z"}),
+    );
     assert_eq!(h.deliver("g", &generated).await.label(), "synced");
     assert_eq!(h.deliver("p", &paid).await.label(), "synced");
     let record = h.record("Lago_Invoice__c", "inv-1");
@@ -295,7 +525,7 @@ async fn requests_that_write_nothing_get_their_answers() {
                 deadline: Instant::now() + Duration::from_secs(20),
                 deadline_epoch_ms: epoch_ms() + 20_000,
             };
-            h.app.handle(&delivery).await
+            h.app.handle(h.family, &delivery).await
         }
     };
     let cases: Vec<(&str, Outcome, u16, &str)> = vec![
@@ -310,18 +540,38 @@ async fn requests_that_write_nothing_get_their_answers() {
         ("bad account id", h.deliver("k", &events::body("customer.updated", "c", Some("acme"), json!({}))).await, 200, "skipped"),
     ];
     for (name, outcome, status, label) in cases {
-        assert_eq!((outcome.status_code(), outcome.label()), (status, label), "{name}: {outcome:?}");
+        assert_eq!(
+            (outcome.status_code(), outcome.label()),
+            (status, label),
+            "{name}: {outcome:?}"
+        );
     }
     assert_eq!(h.rest_calls(), 0);
-    assert!(h.stored("k").await.is_none(), "nothing written to the table");
+    assert!(
+        h.stored("k").await.is_none(),
+        "nothing written to the table"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_deliveries_of_one_key_write_once() {
     let h = Arc::new(harness(Family::Invoice).await);
-    let body = Arc::new(events::body("invoice.created", "inv-1", Some(ACCOUNT), json!({})));
+    let body = Arc::new(events::body(
+        "invoice.created",
+        "inv-1",
+        Some(ACCOUNT),
+        json!({}),
+    ));
     // Warm the token so that every racer goes straight for the claim.
-    assert_eq!(h.deliver("warm", &events::body("invoice.created", "inv-0", Some(ACCOUNT), json!({}))).await.label(), "synced");
+    assert_eq!(
+        h.deliver(
+            "warm",
+            &events::body("invoice.created", "inv-0", Some(ACCOUNT), json!({}))
+        )
+        .await
+        .label(),
+        "synced"
+    );
     let before = h.rest_calls();
     let racers: Vec<_> = (0..32)
         .map(|_| {
@@ -333,7 +583,16 @@ async fn concurrent_deliveries_of_one_key_write_once() {
     for racer in racers {
         labels.push(racer.await.unwrap().label());
     }
-    assert_eq!(labels.iter().filter(|l| **l == "synced").count(), 1, "{labels:?}");
-    assert!(labels.iter().all(|l| ["synced", "duplicate", "in_progress"].contains(l)), "{labels:?}");
+    assert_eq!(
+        labels.iter().filter(|l| **l == "synced").count(),
+        1,
+        "{labels:?}"
+    );
+    assert!(
+        labels
+            .iter()
+            .all(|l| ["synced", "duplicate", "in_progress"].contains(l)),
+        "{labels:?}"
+    );
     assert_eq!(h.rest_calls() - before, 1, "exactly one Salesforce write");
 }

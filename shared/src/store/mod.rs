@@ -1,9 +1,13 @@
-//! The idempotency and ordering table (Powertools' design: a conditional write claims a
-//! delivery with an in-progress lease; completion or parking ends it).
+//! The idempotency, ordering and event table (Powertools' design: a conditional write
+//! claims a delivery with an in-progress lease; completion or parking ends it).
 //!
 //! One item per delivery, `pk = delivery#<family>#<X-Lago-Unique-Key>`, and one per
 //! Salesforce record, `pk = order#<object>/<id>`, holding the newest state written.
 //! A written event costs three writes: claim, order, finish.
+//!
+//! A parked delivery (queued, failed or dead) keeps its body and carries `parked` and
+//! `due_at`, the keys of the sparse index [`PARKED_INDEX`]: the redrive and the operator
+//! find stored events there without a scan.
 
 mod dynamodb;
 mod memory;
@@ -14,13 +18,16 @@ use thiserror::Error;
 
 use crate::mapping::OrderStamp;
 
-pub use dynamodb::DynamoDbStore;
+pub use dynamodb::{create_table, DynamoDbStore};
 pub use memory::MemoryStore;
 
 /// How long a finished delivery is remembered (Lago's manual resend can come much later).
 pub const RETENTION_SECS: i64 = 30 * 24 * 3600;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The sparse global secondary index of parked events: partition `parked`, sort `due_at`.
+pub const PARKED_INDEX: &str = "parked-by-due";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
     InProgress,
     Completed,
@@ -28,15 +35,20 @@ pub enum Status {
     Queued,
     /// Salesforce refused the event; it waits for an operator.
     Failed,
+    /// Retried until its maximum age without success; it waits for an operator.
+    Dead,
 }
 
 impl Status {
+    pub const PARKED: [Status; 3] = [Status::Queued, Status::Failed, Status::Dead];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::InProgress => "in_progress",
             Status::Completed => "completed",
             Status::Queued => "queued",
             Status::Failed => "failed",
+            Status::Dead => "dead",
         }
     }
 
@@ -46,6 +58,7 @@ impl Status {
             Status::Completed,
             Status::Queued,
             Status::Failed,
+            Status::Dead,
         ]
         .into_iter()
         .find(|v| v.as_str() == s)
@@ -86,22 +99,31 @@ pub enum Finish<'a> {
         outcome: &'a str,
         now_ms: i64,
     },
-    /// Queued or Failed, with the event kept for a redrive.
+    /// Queued, Failed or Dead, with the event kept for a retry or a redrive.
     Parked {
         status: Status,
         body: &'a [u8],
         error_code: &'a str,
         error_message: &'a str,
         now_ms: i64,
+        /// When a queued event is next retried; for the others, when they were parked.
+        due_at_ms: i64,
     },
 }
 
-/// What the table holds about one delivery; `body` is kept while it awaits a retry.
+/// A stored delivery as the redrive and the operator see it; `body` is kept while parked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDelivery {
+    pub key: String,
     pub status: Status,
+    pub family: String,
+    pub webhook_type: String,
     pub attempts: u32,
     pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// When the event was first parked (its age counts from there).
+    pub first_parked_at_ms: Option<i64>,
+    pub due_at_ms: Option<i64>,
     pub body: Option<Vec<u8>>,
 }
 
@@ -141,6 +163,32 @@ pub trait IdempotencyStore: Send + Sync {
         &self,
         key: &str,
     ) -> impl Future<Output = Result<Option<StoredDelivery>, StoreError>> + Send;
+
+    /// Parked events of `status` (bodies left out), oldest `due_at` first, at most `limit`;
+    /// with `due_by_ms`, only those due by then.
+    fn parked(
+        &self,
+        status: Status,
+        due_by_ms: Option<i64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredDelivery>, StoreError>> + Send;
+
+    /// Claims a queued event that is due, for one redrive run only; `None` when it is not
+    /// (any more) due or another run holds it.
+    fn claim_due(
+        &self,
+        key: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> impl Future<Output = Result<Option<StoredDelivery>, StoreError>> + Send;
+
+    /// Puts a failed or dead event back in the queue, due now, its age counted afresh;
+    /// false when it is neither.
+    fn requeue(
+        &self,
+        key: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 pub fn delivery_key(family: &str, unique_key: &str) -> String {

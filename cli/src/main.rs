@@ -1,0 +1,286 @@
+//! `lago-sync`: the operator's view of the event table, against the deployed table or a
+//! local emulator (standard AWS settings apply, e.g. AWS_PROFILE, AWS_REGION,
+//! AWS_ENDPOINT_URL).
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use lago_sync::config::Config;
+use lago_sync::store::{create_table, DynamoDbStore, IdempotencyStore, Status, StoredDelivery};
+use lago_sync::{entrypoint, redrive, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "lago-sync",
+    version,
+    about = "Operate lago-salesforce-sync: stored events and redrives"
+)]
+struct Cli {
+    /// The DynamoDB table (the stack's IdempotencyTableName output).
+    #[arg(long, env = "IDEMPOTENCY_TABLE", global = true, default_value = "")]
+    table: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List stored events: queued (awaiting a retry), failed (refused by Salesforce) or dead
+    /// (retried until their maximum age).
+    List {
+        #[arg(long, value_enum, default_value = "all")]
+        status: Which,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put failed or dead events back in the queue, due now; the scheduled redrive (every
+    /// 2 minutes) retries them. Fix the cause in Salesforce first.
+    Redrive {
+        /// Delivery keys as `list` shows them; or select with the filters below.
+        keys: Vec<String>,
+        /// Every failed or dead event (combine with --family, --error-code).
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        family: Option<String>,
+        #[arg(long)]
+        error_code: Option<String>,
+        /// Show what would be requeued, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run one redrive pass here, as the scheduled function does (needs the functions'
+    /// settings: SECRET_ID, SALESFORCE_URL, …).
+    RunRedrive,
+    /// Create the table with the template's schema (for a local emulator).
+    CreateTable,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Which {
+    Queued,
+    Failed,
+    Dead,
+    All,
+}
+
+impl Which {
+    fn statuses(self) -> &'static [Status] {
+        match self {
+            Which::Queued => &[Status::Queued],
+            Which::Failed => &[Status::Failed],
+            Which::Dead => &[Status::Dead],
+            Which::All => &Status::PARKED,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("lago-sync: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, String> {
+    if let Command::RunRedrive = cli.command {
+        telemetry::init();
+        let config = Config::from_env().map_err(|e| e.to_string())?;
+        let app = entrypoint::build(&config).await;
+        let report = redrive::run_once(
+            &app,
+            config.redrive_max_age,
+            Instant::now() + Duration::from_secs(600),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("a report serialises")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if cli.table.is_empty() {
+        return Err("set --table or IDEMPOTENCY_TABLE".into());
+    }
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    if let Command::CreateTable = cli.command {
+        create_table(&client, &cli.table)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!("created table {}", cli.table);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = DynamoDbStore::new(client, &cli.table);
+    match cli.command {
+        Command::List {
+            status,
+            limit,
+            json,
+        } => {
+            let events = parked(&store, status.statuses(), limit).await?;
+            print_events(&events, json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Redrive {
+            keys,
+            all,
+            family,
+            error_code,
+            dry_run,
+        } => {
+            let selected: Vec<StoredDelivery> = if keys.is_empty() {
+                if !all && family.is_none() && error_code.is_none() {
+                    return Err(
+                        "name delivery keys, or select with --all, --family or --error-code".into(),
+                    );
+                }
+                parked(&store, &[Status::Failed, Status::Dead], usize::MAX)
+                    .await?
+                    .into_iter()
+                    .filter(|e| family.as_ref().is_none_or(|f| &e.family == f))
+                    .filter(|e| {
+                        error_code
+                            .as_ref()
+                            .is_none_or(|c| e.error_code.as_ref() == Some(c))
+                    })
+                    .collect()
+            } else {
+                let mut found = Vec::new();
+                for key in &keys {
+                    found.push(
+                        store
+                            .load(key)
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .ok_or(format!("no event {key}"))?,
+                    );
+                }
+                found
+            };
+            requeue(&store, &selected, dry_run).await
+        }
+        Command::RunRedrive | Command::CreateTable => unreachable!("handled above"),
+    }
+}
+
+async fn parked(
+    store: &DynamoDbStore,
+    statuses: &[Status],
+    limit: usize,
+) -> Result<Vec<StoredDelivery>, String> {
+    let mut events = Vec::new();
+    for status in statuses {
+        events.extend(
+            store
+                .parked(*status, None, limit)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    Ok(events)
+}
+
+async fn requeue(
+    store: &DynamoDbStore,
+    events: &[StoredDelivery],
+    dry_run: bool,
+) -> Result<ExitCode, String> {
+    let mut refused = 0;
+    for event in events {
+        if dry_run {
+            println!(
+                "would requeue {} ({}, {})",
+                event.key,
+                event.status.as_str(),
+                event.webhook_type
+            );
+            continue;
+        }
+        if store
+            .requeue(&event.key, now_ms())
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            println!("requeued {}", event.key);
+        } else {
+            refused += 1;
+            eprintln!("not requeued (not failed or dead): {}", event.key);
+        }
+    }
+    if !dry_run {
+        println!(
+            "{} event(s) requeued; the redrive retries them within 2 minutes",
+            events.len() - refused
+        );
+    }
+    Ok(if refused == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn print_events(events: &[StoredDelivery], json: bool) {
+    let now = now_ms();
+    if json {
+        for e in events {
+            let line = serde_json::json!({
+                "key": e.key, "status": e.status.as_str(), "family": e.family, "webhook_type": e.webhook_type,
+                "attempts": e.attempts, "error_code": e.error_code, "error_message": e.error_message,
+                "first_parked_at_ms": e.first_parked_at_ms, "due_at_ms": e.due_at_ms,
+            });
+            println!("{line}");
+        }
+        return;
+    }
+    println!(
+        "{:<8} {:<12} {:<32} {:>8} {:>8}  {:<28} KEY",
+        "STATUS", "FAMILY", "TYPE", "ATTEMPTS", "AGE", "LAST ERROR"
+    );
+    for e in events {
+        let age = e
+            .first_parked_at_ms
+            .map(|t| human(now - t))
+            .unwrap_or_default();
+        let error = e.error_code.as_deref().unwrap_or("");
+        println!(
+            "{:<8} {:<12} {:<32} {:>8} {:>8}  {:<28} {}",
+            e.status.as_str(),
+            e.family,
+            e.webhook_type,
+            e.attempts,
+            age,
+            error,
+            e.key
+        );
+    }
+    println!("{} event(s)", events.len());
+}
+
+fn human(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}

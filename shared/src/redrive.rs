@@ -1,0 +1,137 @@
+//! The automatic redrive: a scheduled run retries the queued events that are due, each
+//! claimed by one run only, until Salesforce takes them; past their maximum age they
+//! become `dead` and wait for an operator. Lago gives up after about 25 seconds, so this
+//! is what makes a longer Salesforce outage lose nothing.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tracing::{info, warn, Instrument};
+
+use crate::pipeline::App;
+use crate::store::{Finish, IdempotencyStore, Status, StoreError, StoredDelivery};
+use crate::telemetry;
+
+/// Events fetched per index query.
+const BATCH: usize = 25;
+/// Longest time one event may take, and the time kept back to record its outcome.
+const PER_EVENT: Duration = Duration::from_secs(15);
+const RESERVE: Duration = Duration::from_secs(3);
+/// The backlog metric counts up to this many queued events.
+const BACKLOG_CAP: usize = 1000;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub synced: u32,
+    pub skipped: u32,
+    pub queued: u32,
+    pub failed: u32,
+    pub dead: u32,
+    /// Due events another run claimed first.
+    pub busy: u32,
+    /// Other outcomes (e.g. the store or Secrets Manager became unavailable).
+    pub other: u32,
+    /// Queued events left after the run (due or not), up to 1000.
+    pub backlog: usize,
+}
+
+/// One redrive run, ending before `deadline`.
+pub async fn run_once<S: IdempotencyStore>(
+    app: &App<S>,
+    max_age: Duration,
+    deadline: Instant,
+) -> Result<Report, StoreError> {
+    let mut report = Report::default();
+    'runs: loop {
+        let due = app
+            .store
+            .parked(Status::Queued, Some(epoch_ms()), BATCH)
+            .await?;
+        if due.is_empty() {
+            break;
+        }
+        for event in due {
+            if Instant::now() + PER_EVENT + RESERVE > deadline {
+                break 'runs;
+            }
+            let span = tracing::info_span!(
+                "redrive",
+                delivery_key = %event.key,
+                family = %event.family,
+                webhook_type = %event.webhook_type,
+                attempts = event.attempts,
+                lago_id = tracing::field::Empty,
+                outcome = tracing::field::Empty,
+            );
+            let label = retry_one(app, &event, max_age).instrument(span).await?;
+            match label {
+                "synced" => report.synced += 1,
+                "skipped" => report.skipped += 1,
+                "queued" => report.queued += 1,
+                "failed" => report.failed += 1,
+                "dead" => report.dead += 1,
+                "busy" => report.busy += 1,
+                _ => report.other += 1,
+            }
+        }
+    }
+    report.backlog = app
+        .store
+        .parked(Status::Queued, None, BACKLOG_CAP)
+        .await?
+        .len();
+    telemetry::gauge("QueuedBacklog", report.backlog as f64);
+    info!(?report, "redrive run finished");
+    Ok(report)
+}
+
+/// Claims and retries one due event; returns its outcome's label, or `busy`.
+async fn retry_one<S: IdempotencyStore>(
+    app: &App<S>,
+    event: &StoredDelivery,
+    max_age: Duration,
+) -> Result<&'static str, StoreError> {
+    let now_ms = epoch_ms();
+    let lease_until_ms = now_ms + PER_EVENT.as_millis() as i64;
+    let Some(stored) = app
+        .store
+        .claim_due(&event.key, now_ms, lease_until_ms)
+        .await?
+    else {
+        return Ok("busy");
+    };
+    let age_ms = now_ms - stored.first_parked_at_ms.unwrap_or(now_ms);
+    let label = if age_ms > max_age.as_millis() as i64 {
+        bury(app, &stored, now_ms).await?;
+        "dead"
+    } else {
+        app.retry(&stored, Instant::now() + PER_EVENT).await.label()
+    };
+    tracing::Span::current().record("outcome", label);
+    telemetry::count(&stored.family, label);
+    Ok(label)
+}
+
+async fn bury<S: IdempotencyStore>(
+    app: &App<S>,
+    stored: &StoredDelivery,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    warn!(error_code = ?stored.error_code, "event retried until its maximum age; now dead");
+    let finish = Finish::Parked {
+        status: Status::Dead,
+        body: stored.body.as_deref().unwrap_or_default(),
+        error_code: stored.error_code.as_deref().unwrap_or_default(),
+        error_message: stored.error_message.as_deref().unwrap_or_default(),
+        now_ms,
+        due_at_ms: now_ms,
+    };
+    app.store.finish(&stored.key, &finish).await
+}
+
+fn epoch_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
