@@ -3,6 +3,7 @@
 //! become `dead` and wait for an operator. Lago gives up after about 25 seconds, so this
 //! is what makes a longer Salesforce outage lose nothing.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -41,19 +42,36 @@ pub async fn run_once<S: IdempotencyStore>(
     max_age: Duration,
     deadline: Instant,
 ) -> Result<Report, StoreError> {
+    run_at(app, max_age, deadline, epoch_ms).await
+}
+
+/// [`run_once`] with the run's clock given, so that tests can make events due or old.
+pub async fn run_at<S: IdempotencyStore>(
+    app: &App<S>,
+    max_age: Duration,
+    deadline: Instant,
+    now_ms: impl Fn() -> i64,
+) -> Result<Report, StoreError> {
     let mut report = Report::default();
+    // Each event is tried at most once per run, however soon it falls due again.
+    let mut tried = HashSet::new();
     'runs: loop {
         let due = app
             .store
-            .parked(Status::Queued, Some(epoch_ms()), BATCH)
+            .parked(Status::Queued, Some(now_ms()), BATCH)
             .await?;
-        if due.is_empty() {
+        let fresh: Vec<_> = due
+            .into_iter()
+            .filter(|e| !tried.contains(&e.key))
+            .collect();
+        if fresh.is_empty() {
             break;
         }
-        for event in due {
+        for event in fresh {
             if Instant::now() + PER_EVENT + RESERVE > deadline {
                 break 'runs;
             }
+            tried.insert(event.key.clone());
             let span = tracing::info_span!(
                 "redrive",
                 delivery_key = %event.key,
@@ -63,7 +81,9 @@ pub async fn run_once<S: IdempotencyStore>(
                 lago_id = tracing::field::Empty,
                 outcome = tracing::field::Empty,
             );
-            let label = retry_one(app, &event, max_age).instrument(span).await?;
+            let label = retry_one(app, &event, max_age, now_ms())
+                .instrument(span)
+                .await?;
             match label {
                 "synced" => report.synced += 1,
                 "skipped" => report.skipped += 1,
@@ -90,8 +110,8 @@ async fn retry_one<S: IdempotencyStore>(
     app: &App<S>,
     event: &StoredDelivery,
     max_age: Duration,
+    now_ms: i64,
 ) -> Result<&'static str, StoreError> {
-    let now_ms = epoch_ms();
     let lease_until_ms = now_ms + PER_EVENT.as_millis() as i64;
     let Some(stored) = app
         .store

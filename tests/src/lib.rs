@@ -2,6 +2,7 @@
 
 pub mod apigw;
 pub mod events;
+pub mod inprocess;
 pub mod lago;
 pub mod lambda;
 pub mod moto;

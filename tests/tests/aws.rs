@@ -346,3 +346,100 @@ async fn an_unreachable_emulator_fails_fast_with_a_clear_error() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn parked_events_are_found_through_the_sparse_index_and_claimed_once() {
+    let store = store().await;
+    let now = now_ms();
+    let body = b"{\"stored\":true}".as_slice();
+    for (key, status, due) in [
+        ("q-due", Status::Queued, now - 1_000),
+        ("q-later", Status::Queued, now + 60_000),
+        ("f", Status::Failed, now),
+    ] {
+        store.claim(&claim(key, "h", now, 20_000)).await.unwrap();
+        let finish = Finish::Parked {
+            status,
+            body,
+            error_code: "E",
+            error_message: "m",
+            now_ms: now,
+            due_at_ms: due,
+        };
+        store.finish(key, &finish).await.unwrap();
+    }
+    store.claim(&claim("done", "h", now, 20_000)).await.unwrap();
+    store
+        .finish(
+            "done",
+            &Finish::Completed {
+                outcome: "synced",
+                now_ms: now,
+            },
+        )
+        .await
+        .unwrap();
+
+    let keys = |events: Vec<lago_sync::store::StoredDelivery>| {
+        events.into_iter().map(|e| e.key).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        keys(store.parked(Status::Queued, Some(now), 10).await.unwrap()),
+        ["q-due"]
+    );
+    assert_eq!(
+        keys(store.parked(Status::Queued, None, 10).await.unwrap()),
+        ["q-due", "q-later"]
+    );
+    let failed = store.parked(Status::Failed, None, 10).await.unwrap();
+    assert_eq!(
+        (
+            failed[0].key.as_str(),
+            failed[0].family.as_str(),
+            failed[0].attempts
+        ),
+        ("f", "invoice", 1)
+    );
+    assert_eq!(failed[0].body, None, "listing leaves bodies out");
+
+    // One run claims a due event; the other run finds it taken; the body comes with the claim.
+    let claimed = store
+        .claim_due("q-due", now, now + 15_000)
+        .await
+        .unwrap()
+        .expect("claimed");
+    assert_eq!(claimed.body.as_deref(), Some(body));
+    assert_eq!(
+        store.claim_due("q-due", now, now + 15_000).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.claim_due("q-later", now, now + 15_000).await.unwrap(),
+        None,
+        "not due"
+    );
+    assert_eq!(
+        store.claim_due("f", now, now + 15_000).await.unwrap(),
+        None,
+        "failed events wait for an operator"
+    );
+    // A run that died holding the claim: the event is due again once the lease lapses.
+    assert!(store
+        .claim_due("q-due", now + 16_000, now + 31_000)
+        .await
+        .unwrap()
+        .is_some());
+
+    assert!(store.requeue("f", now).await.unwrap());
+    assert!(!store.requeue("f", now).await.unwrap());
+    assert!(!store.requeue("done", now).await.unwrap());
+    assert_eq!(
+        keys(store.parked(Status::Failed, None, 10).await.unwrap()),
+        Vec::<String>::new()
+    );
+    assert!(store
+        .claim_due("f", now, now + 15_000)
+        .await
+        .unwrap()
+        .is_some());
+}

@@ -25,7 +25,8 @@ async fn stack(binary: &str, route: &'static str, overrides: &[(&str, &str)]) ->
     let moto = Moto::shared().await;
     let (table, secret) = (unique_name("table"), unique_name("secret"));
     moto.create_table(&table).await;
-    moto.create_secret(&secret, &events::secret_json(HMAC_KEY)).await;
+    moto.create_secret(&secret, &events::secret_json(HMAC_KEY))
+        .await;
     let standin = Standin::start(StandinConfig::default()).await;
     let mut env = moto.env();
     env.extend([
@@ -40,7 +41,11 @@ async fn stack(binary: &str, route: &'static str, overrides: &[(&str, &str)]) ->
         env.push((name.to_string(), value.to_string()));
     }
     let function = LambdaProcess::start(&binary_path(binary), &env).await;
-    Stack { function, standin, route }
+    Stack {
+        function,
+        standin,
+        route,
+    }
 }
 
 impl Stack {
@@ -48,55 +53,120 @@ impl Stack {
         match self.function.invoke(event.to_json(), INVOKE_TIMEOUT).await {
             Invocation::Response(answer) => {
                 let (status, headers, body) = response(&answer);
-                assert!(headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v == "application/json"));
+                assert!(headers.iter().any(
+                    |(k, v)| k.eq_ignore_ascii_case("content-type") && v == "application/json"
+                ));
                 (status, body)
             }
-            other => panic!("the function did not answer: {other:?}\n{}", self.function.logs()),
+            other => panic!(
+                "the function did not answer: {other:?}\n{}",
+                self.function.logs()
+            ),
         }
     }
 
     async fn deliver(&self, key: &str, body: &[u8]) -> (u16, Value) {
-        self.send(HttpEvent::webhook(self.route).headers(signed_headers(HMAC_KEY, key, body)).body(body.to_vec())).await
+        self.send(
+            HttpEvent::webhook(self.route)
+                .headers(signed_headers(HMAC_KEY, key, body))
+                .body(body.to_vec()),
+        )
+        .await
     }
 }
 
 #[tokio::test]
 async fn every_family_syncs_end_to_end_and_answers_duplicates() {
     let families = [
-        ("customer-webhook", "customer", "customer.updated", "Account"),
-        ("subscription-webhook", "subscription", "subscription.started", "Lago_Subscription__c"),
-        ("invoice-webhook", "invoice", "invoice.created", "Lago_Invoice__c"),
-        ("credit-note-webhook", "credit-note", "credit_note.created", "Lago_Credit_Note__c"),
+        (
+            "customer-webhook",
+            "customer",
+            "customer.updated",
+            "Account",
+        ),
+        (
+            "subscription-webhook",
+            "subscription",
+            "subscription.started",
+            "Lago_Subscription__c",
+        ),
+        (
+            "invoice-webhook",
+            "invoice",
+            "invoice.created",
+            "Lago_Invoice__c",
+        ),
+        (
+            "credit-note-webhook",
+            "credit-note",
+            "credit_note.created",
+            "Lago_Credit_Note__c",
+        ),
     ];
     for (binary, route, webhook_type, object) in families {
         let s = stack(binary, route, &[]).await;
         let body = events::body(webhook_type, "obj-1", Some(ACCOUNT), json!({}));
         let (status, answer) = s.deliver("delivery-1", &body).await;
-        assert_eq!((status, answer["status"].clone()), (200, json!("synced")), "{binary}: {answer}");
+        assert_eq!(
+            (status, answer["status"].clone()),
+            (200, json!("synced")),
+            "{binary}: {answer}"
+        );
         let records = s.standin.records(object);
         assert_eq!(records.len(), 1, "{binary}");
         if object == "Account" {
             assert_eq!(records[0]["Lago_Customer_Id__c"], json!("obj-1"));
         } else {
-            assert_eq!((records[0]["Lago_Id__c"].clone(), records[0]["Account__c"].clone()), (json!("obj-1"), json!(ACCOUNT)));
+            assert_eq!(
+                (
+                    records[0]["Lago_Id__c"].clone(),
+                    records[0]["Account__c"].clone()
+                ),
+                (json!("obj-1"), json!(ACCOUNT))
+            );
         }
         let calls = s.standin.stats().rest_requests;
-        assert_eq!(s.deliver("delivery-1", &body).await, (200, json!({"status": "duplicate", "message": "this delivery was already processed"})));
-        assert_eq!(s.standin.stats().rest_requests, calls, "{binary}: a duplicate calls nobody");
+        assert_eq!(
+            s.deliver("delivery-1", &body).await,
+            (
+                200,
+                json!({"status": "duplicate", "message": "this delivery was already processed"})
+            )
+        );
+        assert_eq!(
+            s.standin.stats().rest_requests,
+            calls,
+            "{binary}: a duplicate calls nobody"
+        );
 
         let (status, answer) = s.deliver("delivery-2", &foreign_event(route)).await;
-        assert_eq!((status, answer["status"].clone()), (200, json!("ignored")), "{binary}: {answer}");
+        assert_eq!(
+            (status, answer["status"].clone()),
+            (200, json!("ignored")),
+            "{binary}: {answer}"
+        );
         let unlinked = events::body(webhook_type, "obj-2", None, json!({}));
         let (status, answer) = s.deliver("delivery-3", &unlinked).await;
-        assert_eq!((status, answer["status"].clone()), (200, json!("skipped")), "{binary}: {answer}");
-        assert!(answer["message"].as_str().unwrap().contains("no Salesforce Account id"));
+        assert_eq!(
+            (status, answer["status"].clone()),
+            (200, json!("skipped")),
+            "{binary}: {answer}"
+        );
+        assert!(answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("no Salesforce Account id"));
     }
 }
 
 /// An event of another family than `route`'s: Lago sends every event to every endpoint
 /// registered without an event_types filter.
 fn foreign_event(route: &str) -> Vec<u8> {
-    let webhook_type = if route == "invoice" { "customer.updated" } else { "invoice.created" };
+    let webhook_type = if route == "invoice" {
+        "customer.updated"
+    } else {
+        "invoice.created"
+    };
     events::body(webhook_type, "x", Some(ACCOUNT), json!({}))
 }
 
@@ -108,7 +178,11 @@ async fn an_expired_token_is_renewed_and_the_event_still_syncs() {
     s.standin.expire_tokens();
     let second = events::body("invoice.created", "inv-2", Some(ACCOUNT), json!({}));
     let (status, answer) = s.deliver("d2", &second).await;
-    assert_eq!((status, answer["status"].clone()), (200, json!("synced")), "{answer}");
+    assert_eq!(
+        (status, answer["status"].clone()),
+        (200, json!("synced")),
+        "{answer}"
+    );
     assert_eq!(s.standin.stats().token_requests, 2);
     assert_eq!(s.standin.records("Lago_Invoice__c").len(), 2);
 }
@@ -119,40 +193,108 @@ async fn signatures_bodies_and_encodings_are_checked_before_anything_else() {
     let body = events::body("invoice.created", "inv-1", Some(ACCOUNT), json!({}));
     let event = || HttpEvent::webhook("invoice");
     let cases: Vec<(&str, HttpEvent, u16, &str)> = vec![
-        ("no signature", event().header("x-lago-signature-algorithm", "hmac").body(body.clone()), 401, "unauthorized"),
-        ("wrong key", event().headers(signed_headers("wrong", "k", &body)).body(body.clone()), 401, "unauthorized"),
         (
-            "jwt endpoint",
-            event().header("X-Lago-Signature", &sign(HMAC_KEY, &body)).header("X-Lago-Signature-Algorithm", "jwt").body(body.clone()),
+            "no signature",
+            event()
+                .header("x-lago-signature-algorithm", "hmac")
+                .body(body.clone()),
             401,
             "unauthorized",
         ),
-        ("signed but not JSON", event().headers(signed_headers(HMAC_KEY, "k", b"<xml/>")).body(b"<xml/>".to_vec()), 400, "invalid"),
-        ("signature of another body", event().headers(signed_headers(HMAC_KEY, "k", &body)).body(b"{}".to_vec()), 401, "unauthorized"),
+        (
+            "wrong key",
+            event()
+                .headers(signed_headers("wrong", "k", &body))
+                .body(body.clone()),
+            401,
+            "unauthorized",
+        ),
+        (
+            "jwt endpoint",
+            event()
+                .header("X-Lago-Signature", &sign(HMAC_KEY, &body))
+                .header("X-Lago-Signature-Algorithm", "jwt")
+                .body(body.clone()),
+            401,
+            "unauthorized",
+        ),
+        (
+            "signed but not JSON",
+            event()
+                .headers(signed_headers(HMAC_KEY, "k", b"<xml/>"))
+                .body(b"<xml/>".to_vec()),
+            400,
+            "invalid",
+        ),
+        (
+            "signature of another body",
+            event()
+                .headers(signed_headers(HMAC_KEY, "k", &body))
+                .body(b"{}".to_vec()),
+            401,
+            "unauthorized",
+        ),
     ];
     for (name, event, status, label) in cases {
         let (got, answer) = s.send(event).await;
-        assert_eq!((got, answer["status"].clone()), (status, json!(label)), "{name}: {answer}");
+        assert_eq!(
+            (got, answer["status"].clone()),
+            (status, json!(label)),
+            "{name}: {answer}"
+        );
     }
     // A body API Gateway delivered base64-encoded is verified over its decoded bytes.
-    let (status, answer) = s.send(event().headers(signed_headers(HMAC_KEY, "b64", &body)).body(body.clone()).base64(true)).await;
-    assert_eq!((status, answer["status"].clone()), (200, json!("synced")), "{answer}");
+    let (status, answer) = s
+        .send(
+            event()
+                .headers(signed_headers(HMAC_KEY, "b64", &body))
+                .body(body.clone())
+                .base64(true),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["status"].clone()),
+        (200, json!("synced")),
+        "{answer}"
+    );
     // A body marked base64 that is not gets a clear 400, not a crash.
-    let mut raw = event().headers(signed_headers(HMAC_KEY, "bad", &body)).body(body.clone()).to_json();
+    let mut raw = event()
+        .headers(signed_headers(HMAC_KEY, "bad", &body))
+        .body(body.clone())
+        .to_json();
     raw["body"] = json!("not*base64*at*all");
     raw["isBase64Encoded"] = json!(true);
-    let Invocation::Response(answer) = s.function.invoke(raw, INVOKE_TIMEOUT).await else { panic!() };
+    let Invocation::Response(answer) = s.function.invoke(raw, INVOKE_TIMEOUT).await else {
+        panic!()
+    };
     let (status, _, answer) = response(&answer);
-    assert_eq!((status, answer["status"].clone()), (400, json!("invalid")), "{answer}");
-    assert_eq!(s.standin.stats().rest_requests, 1, "only the valid event reached Salesforce");
+    assert_eq!(
+        (status, answer["status"].clone()),
+        (400, json!("invalid")),
+        "{answer}"
+    );
+    assert_eq!(
+        s.standin.stats().rest_requests,
+        1,
+        "only the valid event reached Salesforce"
+    );
 }
 
 #[tokio::test]
 async fn a_permanent_salesforce_refusal_is_stored_and_replayed() {
     let s = stack("subscription-webhook", "subscription", &[]).await;
-    let body = events::body("subscription.started", "sub-1", Some("001000000000404AAA"), json!({}));
+    let body = events::body(
+        "subscription.started",
+        "sub-1",
+        Some("001000000000404AAA"),
+        json!({}),
+    );
     let (status, first) = s.deliver("d", &body).await;
-    assert_eq!((status, first["status"].clone()), (422, json!("failed")), "{first}");
+    assert_eq!(
+        (status, first["status"].clone()),
+        (422, json!("failed")),
+        "{first}"
+    );
     let calls = s.standin.stats().rest_requests;
     assert_eq!(s.deliver("d", &body).await, (422, first));
     assert_eq!(s.standin.stats().rest_requests, calls);
@@ -161,21 +303,42 @@ async fn a_permanent_salesforce_refusal_is_stored_and_replayed() {
 #[tokio::test]
 async fn an_unreachable_table_or_secret_store_answers_503() {
     let closed = closed_endpoint();
-    for variable in ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SECRETS_MANAGER"] {
+    for variable in [
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    ] {
         let s = stack("invoice-webhook", "invoice", &[(variable, &closed)]).await;
         let body = events::body("invoice.created", "inv-1", Some(ACCOUNT), json!({}));
         let (status, answer) = s.deliver("d", &body).await;
-        assert_eq!((status, answer["status"].clone()), (503, json!("unavailable")), "{variable}: {answer}");
-        assert_eq!(s.standin.stats().rest_requests, 0, "{variable}: nothing written that could not be recorded");
+        assert_eq!(
+            (status, answer["status"].clone()),
+            (503, json!("unavailable")),
+            "{variable}: {answer}"
+        );
+        assert_eq!(
+            s.standin.stats().rest_requests,
+            0,
+            "{variable}: nothing written that could not be recorded"
+        );
     }
 }
 
 #[tokio::test]
 async fn a_missing_setting_stops_the_function_at_start_and_names_it() {
     let s = stack("customer-webhook", "customer", &[("IDEMPOTENCY_TABLE", "")]).await;
-    let status = s.function.wait_exit(Duration::from_secs(20)).await.expect("the function exits");
+    let status = s
+        .function
+        .wait_exit(Duration::from_secs(20))
+        .await
+        .expect("the function exits");
     assert!(!status.success());
-    assert!(s.function.logs().contains("IDEMPOTENCY_TABLE is required but not set"), "{}", s.function.logs());
+    assert!(
+        s.function
+            .logs()
+            .contains("IDEMPOTENCY_TABLE is required but not set"),
+        "{}",
+        s.function.logs()
+    );
 }
 
 #[tokio::test]
@@ -184,25 +347,59 @@ async fn logs_are_json_carry_the_delivery_and_never_a_secret() {
     let body = events::body("credit_note.created", "cn-1", Some(ACCOUNT), json!({}));
     assert_eq!(s.deliver("delivery-xyz", &body).await.0, 200);
     s.standin.expire_tokens();
-    assert_eq!(s.deliver("delivery-abc", &events::body("credit_note.generated", "cn-1", Some(ACCOUNT), json!({"updated_at": "2025-03-06T00:00:00Z"}))).await.0, 200);
+    assert_eq!(
+        s.deliver(
+            "delivery-abc",
+            &events::body(
+                "credit_note.generated",
+                "cn-1",
+                Some(ACCOUNT),
+                json!({"updated_at": "2025-03-06T00:00:00Z"})
+            )
+        )
+        .await
+        .0,
+        200
+    );
     // The first body again under a new key: a new delivery, but an older state.
-    assert_eq!(s.deliver("delivery-old", &body).await.1["status"], json!("skipped"));
+    assert_eq!(
+        s.deliver("delivery-old", &body).await.1["status"],
+        json!("skipped")
+    );
     let logs = s.function.logs();
     let secret = events::secret_json(HMAC_KEY);
     let secret: Value = serde_json::from_str(&secret).unwrap();
     for value in secret.as_object().unwrap().values() {
-        assert!(!logs.contains(value.as_str().unwrap()), "a secret value is in the logs:\n{logs}");
+        assert!(
+            !logs.contains(value.as_str().unwrap()),
+            "a secret value is in the logs:\n{logs}"
+        );
     }
     let mut outcomes = Vec::new();
     for line in logs.lines().filter(|l| l.contains("\"webhook\"")) {
-        let entry: Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        let entry: Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
         let span = &entry["span"];
-        assert!(span["delivery_id"].as_str().is_some_and(|d| d.starts_with("delivery-")), "{line}");
+        assert!(
+            span["delivery_id"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("delivery-")),
+            "{line}"
+        );
         if entry["fields"]["message"] == json!("webhook handled") {
-            assert!(span["webhook_type"].as_str().is_some_and(|t| t.starts_with("credit_note.")), "{line}");
+            assert!(
+                span["webhook_type"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("credit_note.")),
+                "{line}"
+            );
             assert_eq!(span["lago_id"], json!("cn-1"), "{line}");
             outcomes.push(span["outcome"].clone());
         }
     }
-    assert_eq!(outcomes, [json!("synced"), json!("synced"), json!("skipped")], "{logs}");
+    assert_eq!(
+        outcomes,
+        [json!("synced"), json!("synced"), json!("skipped")],
+        "{logs}"
+    );
 }

@@ -3,87 +3,19 @@
 //! concurrent deliveries of one key (which the emulator cannot model).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use lago_sync::pipeline::{App, Delivery, Outcome};
-use lago_sync::salesforce::SalesforceClient;
-use lago_sync::secrets::{SecretCache, Secrets};
-use lago_sync::store::{delivery_key, IdempotencyStore, MemoryStore, Status};
+use lago_sync::pipeline::Outcome;
+use lago_sync::store::Status;
 use lago_sync::Family;
 use serde_json::{json, Value};
 use sync_testkit::events::{self, ACCOUNT, HMAC_KEY};
+use sync_testkit::inprocess::{delivery, Harness};
 use sync_testkit::lago::sign;
-use sync_testkit::standin::{Fault, Standin, StandinConfig};
-
-struct Harness {
-    family: Family,
-    app: App<MemoryStore>,
-    standin: Standin,
-}
+use sync_testkit::standin::Fault;
 
 async fn harness(family: Family) -> Harness {
-    let standin = Standin::start(StandinConfig::default()).await;
-    let secrets = Secrets::parse(&events::secret_json(HMAC_KEY)).unwrap();
-    let app = App {
-        secrets: SecretCache::fixed(secrets),
-        store: MemoryStore::new(),
-        salesforce: SalesforceClient::new(&standin.url(), "62.0"),
-    };
-    Harness {
-        family,
-        app,
-        standin,
-    }
-}
-
-fn epoch_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-impl Harness {
-    async fn deliver(&self, key: &str, body: &[u8]) -> Outcome {
-        self.deliver_with(key, body, &sign(HMAC_KEY, body), Duration::from_secs(20))
-            .await
-    }
-
-    async fn deliver_with(
-        &self,
-        key: &str,
-        body: &[u8],
-        signature: &str,
-        time_left: Duration,
-    ) -> Outcome {
-        let delivery = Delivery {
-            body,
-            signature: Some(signature),
-            algorithm: Some("hmac"),
-            unique_key: Some(key),
-            deadline: Instant::now() + time_left,
-            deadline_epoch_ms: epoch_ms() + time_left.as_millis() as i64,
-        };
-        self.app.handle(self.family, &delivery).await
-    }
-
-    fn rest_calls(&self) -> u64 {
-        self.standin.stats().rest_requests
-    }
-
-    fn record(&self, object: &str, lago_id: &str) -> Value {
-        self.standin
-            .record_by(object, "Lago_Id__c", lago_id)
-            .unwrap_or_else(|| panic!("no {object} {lago_id}"))
-    }
-
-    async fn stored(&self, key: &str) -> Option<lago_sync::store::StoredDelivery> {
-        self.app
-            .store
-            .load(&delivery_key(self.family.as_str(), key))
-            .await
-            .unwrap()
-    }
+    Harness::start(family).await
 }
 
 #[tokio::test]
@@ -407,16 +339,8 @@ async fn a_credit_note_links_its_invoice_only_when_salesforce_has_it() {
 
     // An invoice written by the invoice function becomes linkable.
     let invoice = events::body("invoice.created", "inv-7", Some(ACCOUNT), json!({}));
-    let delivery = Delivery {
-        body: &invoice,
-        signature: Some(&sign(HMAC_KEY, &invoice)),
-        algorithm: Some("hmac"),
-        unique_key: Some("ki"),
-        deadline: Instant::now() + Duration::from_secs(20),
-        deadline_epoch_ms: epoch_ms() + 20_000,
-    };
     assert_eq!(
-        h.app.handle(Family::Invoice, &delivery).await.label(),
+        h.deliver_to(Family::Invoice, "ki", &invoice).await.label(),
         "synced"
     );
     let linked = events::body(
@@ -517,13 +441,9 @@ async fn requests_that_write_nothing_get_their_answers() {
     let deliver_signed = |sig: String, algo: Option<&'static str>, body: Vec<u8>| {
         let h = &h;
         async move {
-            let delivery = Delivery {
-                body: &body,
-                signature: Some(&sig),
+            let delivery = lago_sync::pipeline::Delivery {
                 algorithm: algo,
-                unique_key: Some("k"),
-                deadline: Instant::now() + Duration::from_secs(20),
-                deadline_epoch_ms: epoch_ms() + 20_000,
+                ..delivery("k", &body, &sig, Duration::from_secs(20))
             };
             h.app.handle(h.family, &delivery).await
         }
@@ -595,4 +515,48 @@ async fn concurrent_deliveries_of_one_key_write_once() {
         "{labels:?}"
     );
     assert_eq!(h.rest_calls() - before, 1, "exactly one Salesforce write");
+}
+
+#[tokio::test]
+async fn a_delivery_being_processed_answers_409_until_its_lease_lapses() {
+    use lago_sync::store::{ClaimRequest, IdempotencyStore};
+    use sha2::{Digest, Sha256};
+
+    let h = harness(Family::Invoice).await;
+    let body = events::body("invoice.created", "inv-1", Some(ACCOUNT), json!({}));
+    let hash = hex_sha256(&Sha256::digest(&body));
+    let key = h.key("busy");
+    let now = sync_testkit::inprocess::epoch_ms();
+    let other_invocation = |lease_until_ms| ClaimRequest {
+        key: &key,
+        body_sha256: &hash,
+        family: "invoice",
+        webhook_type: "invoice.created",
+        now_ms: now,
+        lease_until_ms,
+    };
+    h.app
+        .store
+        .claim(&other_invocation(now + 60_000))
+        .await
+        .unwrap();
+    let outcome = h.deliver("busy", &body).await;
+    assert_eq!(
+        (outcome.status_code(), outcome.label()),
+        (409, "in_progress")
+    );
+    assert_eq!(h.rest_calls(), 0);
+
+    // An invocation that died holding the claim does not block the delivery for ever.
+    let crashed = h.key("crashed");
+    let request = ClaimRequest {
+        key: &crashed,
+        ..other_invocation(now - 1)
+    };
+    h.app.store.claim(&request).await.unwrap();
+    assert_eq!(h.deliver("crashed", &body).await.label(), "synced");
+}
+
+fn hex_sha256(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }

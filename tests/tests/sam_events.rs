@@ -15,20 +15,39 @@ fn every_event_is_a_signed_http_api_request_for_its_family() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events");
     for family in Family::ALL {
         let path = dir.join(format!("{}.json", family.as_str()));
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(request.uri().path(), format!("/webhooks/{}", family.as_str()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let request = lambda_http::request::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            request.uri().path(),
+            format!("/webhooks/{}", family.as_str())
+        );
         assert_eq!(request.method(), "POST");
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
         let body = request.body().as_ref();
-        let claimed = signature::precheck(header("x-lago-signature"), header("x-lago-signature-algorithm")).unwrap();
-        signature::verify(LOCAL_HMAC_KEY.as_bytes(), body, claimed).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+        let claimed = signature::precheck(
+            header("x-lago-signature"),
+            header("x-lago-signature-algorithm"),
+        )
+        .unwrap();
+        signature::verify(LOCAL_HMAC_KEY.as_bytes(), body, claimed)
+            .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
         assert!(header("x-lago-unique-key").is_some_and(|k| !k.is_empty()));
         let envelope = Envelope::parse(body).unwrap();
         assert!(family.writes(&envelope.webhook_type), "{}", path.display());
     }
-    let env: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("env.json")).unwrap()).unwrap();
-    for function in ["CustomerFunction", "SubscriptionFunction", "InvoiceFunction", "CreditNoteFunction"] {
-        assert!(env[function]["SECRET_ID"].is_string(), "env.json lacks {function}");
+    let env: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("env.json")).unwrap()).unwrap();
+    for function in [
+        "CustomerFunction",
+        "SubscriptionFunction",
+        "InvoiceFunction",
+        "CreditNoteFunction",
+    ] {
+        assert!(
+            env[function]["SECRET_ID"].is_string(),
+            "env.json lacks {function}"
+        );
     }
 }

@@ -1,0 +1,114 @@
+//! The pipeline in-process: an [`App`] with the in-memory store, fixed secrets and the
+//! Salesforce stand-in, and helpers to deliver signed bodies to it.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lago_sync::pipeline::{App, Delivery, Outcome};
+use lago_sync::salesforce::SalesforceClient;
+use lago_sync::secrets::{SecretCache, Secrets};
+use lago_sync::store::{delivery_key, IdempotencyStore, MemoryStore, StoredDelivery};
+use lago_sync::Family;
+use serde_json::Value;
+
+use crate::events::{self, HMAC_KEY};
+use crate::lago::sign;
+use crate::standin::{Standin, StandinConfig};
+
+/// Answers webhooks as `family`'s function would.
+pub struct Harness {
+    pub family: Family,
+    pub app: App<MemoryStore>,
+    pub standin: Standin,
+}
+
+impl Harness {
+    pub async fn start(family: Family) -> Harness {
+        let standin = Standin::start(StandinConfig::default()).await;
+        let secrets =
+            Secrets::parse(&events::secret_json(HMAC_KEY)).expect("the test secret parses");
+        let app = App {
+            secrets: SecretCache::fixed(secrets),
+            store: MemoryStore::new(),
+            salesforce: SalesforceClient::new(&standin.url(), "62.0"),
+        };
+        Harness {
+            family,
+            app,
+            standin,
+        }
+    }
+
+    /// Delivers `body`, signed, under the unique key `key`, to this harness's family.
+    pub async fn deliver(&self, key: &str, body: &[u8]) -> Outcome {
+        self.deliver_to(self.family, key, body).await
+    }
+
+    pub async fn deliver_to(&self, family: Family, key: &str, body: &[u8]) -> Outcome {
+        let signature = sign(HMAC_KEY, body);
+        self.app
+            .handle(
+                family,
+                &delivery(key, body, &signature, Duration::from_secs(20)),
+            )
+            .await
+    }
+
+    pub async fn deliver_with(
+        &self,
+        key: &str,
+        body: &[u8],
+        signature: &str,
+        time_left: Duration,
+    ) -> Outcome {
+        self.app
+            .handle(self.family, &delivery(key, body, signature, time_left))
+            .await
+    }
+
+    pub fn rest_calls(&self) -> u64 {
+        self.standin.stats().rest_requests
+    }
+
+    /// The custom-object record with `Lago_Id__c` = `lago_id`; panics when absent.
+    pub fn record(&self, object: &str, lago_id: &str) -> Value {
+        self.standin
+            .record_by(object, "Lago_Id__c", lago_id)
+            .unwrap_or_else(|| panic!("no {object} {lago_id}"))
+    }
+
+    pub fn key(&self, unique_key: &str) -> String {
+        delivery_key(self.family.as_str(), unique_key)
+    }
+
+    pub async fn stored(&self, unique_key: &str) -> Option<StoredDelivery> {
+        self.app
+            .store
+            .load(&self.key(unique_key))
+            .await
+            .expect("the memory store answers")
+    }
+}
+
+/// A delivery signed with `signature`, due to answer within `time_left`.
+pub fn delivery<'a>(
+    key: &'a str,
+    body: &'a [u8],
+    signature: &'a str,
+    time_left: Duration,
+) -> Delivery<'a> {
+    Delivery {
+        body,
+        signature: Some(signature),
+        algorithm: Some("hmac"),
+        unique_key: Some(key),
+        deadline: Instant::now() + time_left,
+        deadline_epoch_ms: epoch_ms() + time_left.as_millis() as i64,
+    }
+}
+
+pub fn epoch_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as i64
+}
