@@ -48,6 +48,7 @@ PY
 
 echo "building the functions and the stand-in (first time: several minutes)..."
 cargo build --workspace --bins --quiet
+target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 
 moto_server -H 127.0.0.1 -p "$moto_port" >"$logs/moto.log" 2>&1 &
 pids+=($!)
@@ -59,7 +60,7 @@ if [ -z "${SALESFORCE_URL:-}" ]; then
   SALESFORCE_URL="http://127.0.0.1:$standin_port"
   SALESFORCE_CLIENT_ID=local-client-id
   SALESFORCE_CLIENT_SECRET=local-client-secret
-  "$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/salesforce-standin" \
+  "$target_dir/debug/salesforce-standin" \
     --port "$standin_port" --client-id "$SALESFORCE_CLIENT_ID" --client-secret "$SALESFORCE_CLIENT_SECRET" \
     >"$logs/salesforce-standin.log" 2>&1 &
   pids+=($!)
@@ -71,17 +72,12 @@ else
   target="Salesforce org at $SALESFORCE_URL"
 fi
 
-# The same table schema as template.yaml, and the secret of contract §2.
-"$venv/bin/python" - "$table" "$secret" "$hmac_key" "$SALESFORCE_CLIENT_ID" "$SALESFORCE_CLIENT_SECRET" <<'PY'
+# The table with the schema of template.yaml, and the secret of contract §2.
+"$target_dir/debug/lago-sync" --table "$table" create-table
+"$venv/bin/python" - "$secret" "$hmac_key" "$SALESFORCE_CLIENT_ID" "$SALESFORCE_CLIENT_SECRET" <<'PY'
 import json, sys
 import boto3
-table, secret, hmac_key, client_id, client_secret = sys.argv[1:]
-ddb = boto3.client("dynamodb")
-if table not in ddb.list_tables()["TableNames"]:
-    ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
-                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
-    ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
+secret, hmac_key, client_id, client_secret = sys.argv[1:]
 value = json.dumps({"lago_hmac_key": hmac_key, "salesforce_client_id": client_id,
                     "salesforce_client_secret": client_secret})
 sm = boto3.client("secretsmanager")
@@ -113,6 +109,8 @@ lago-salesforce-sync is running locally.
   AWS emulator: $AWS_ENDPOINT_URL (table $table, secret $secret)
   Logs: $logs
   Try:  scripts/send-webhook.py http://localhost:$invoke_port/lambda-url/invoice-webhook/ --type invoice.created
+  Stored events:  AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing \
+    AWS_SECRET_ACCESS_KEY=testing $target_dir/debug/lago-sync --table $table list
 Ctrl-C stops everything.
 INFO
 wait "${pids[@]}"
