@@ -109,8 +109,8 @@ lago-salesforce-sync is running locally.
   AWS emulator: $AWS_ENDPOINT_URL (table $table, secret $secret)
   Logs: $logs
   Try:  scripts/send-webhook.py http://localhost:$invoke_port/lambda-url/invoice-webhook/ --type invoice.created
-  Stored events:  AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing \
-    AWS_SECRET_ACCESS_KEY=testing $target_dir/debug/lago-sync --table $table list
+  Stored events (queued, failed, dead), with the emulator's settings:
+    AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing $target_dir/debug/lago-sync --table $table list
 Ctrl-C stops everything.
 INFO
 wait "${pids[@]}"
