@@ -18,6 +18,7 @@ struct Stack {
     function: LambdaProcess,
     standin: Standin,
     route: &'static str,
+    secret: String,
 }
 
 /// One function with its own table and secret; `overrides` replace environment variables.
@@ -30,7 +31,7 @@ async fn stack(binary: &str, route: &'static str, overrides: &[(&str, &str)]) ->
     let standin = Standin::start(StandinConfig::default()).await;
     let mut env = moto.env();
     env.extend([
-        ("SECRET_ID".to_owned(), secret),
+        ("SECRET_ID".to_owned(), secret.clone()),
         ("IDEMPOTENCY_TABLE".to_owned(), table),
         ("SALESFORCE_URL".to_owned(), standin.url()),
         ("SALESFORCE_API_VERSION".to_owned(), "62.0".to_owned()),
@@ -45,6 +46,7 @@ async fn stack(binary: &str, route: &'static str, overrides: &[(&str, &str)]) ->
         function,
         standin,
         route,
+        secret,
     }
 }
 
@@ -401,5 +403,38 @@ async fn logs_are_json_carry_the_delivery_and_never_a_secret() {
         outcomes,
         [json!("synced"), json!("synced"), json!("skipped")],
         "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_hmac_key_is_used_without_a_redeploy() {
+    let s = stack("invoice-webhook", "invoice", &[]).await;
+    let first = events::body("invoice.created", "inv-1", Some(ACCOUNT), json!({}));
+    assert_eq!(s.deliver("d1", &first).await.0, 200);
+    // Lago's retries come seconds apart; the function re-reads the secret at most every 5 s
+    // because of a bad signature.
+    tokio::time::sleep(lago_sync::secrets::FORCED_REFRESH_GAP).await;
+    let rotated = "rotated-hmac-key-0000";
+    Moto::shared()
+        .await
+        .put_secret(&s.secret, &events::secret_json(rotated))
+        .await;
+    let second = events::body("invoice.created", "inv-2", Some(ACCOUNT), json!({}));
+    let signed = |key: &str, unique: &str| {
+        HttpEvent::webhook("invoice")
+            .headers(signed_headers(key, unique, &second))
+            .body(second.clone())
+    };
+    let (status, answer) = s.send(signed(rotated, "d2")).await;
+    assert_eq!(
+        (status, answer["status"].clone()),
+        (200, json!("synced")),
+        "{answer}"
+    );
+    let (status, _) = s.send(signed(HMAC_KEY, "d3")).await;
+    assert_eq!(status, 401, "the old key no longer verifies");
+    assert!(
+        !s.function.logs().contains(rotated),
+        "the key never reaches the logs"
     );
 }

@@ -1,0 +1,292 @@
+//! Fault injection: each Salesforce fault of the contract gets its answer, and once the
+//! fault is gone (and, for a permanent refusal, the operator has requeued the event), the
+//! redrive leaves Salesforce holding exactly what a fault-free run writes. The table is a
+//! real DynamoDB emulator (moto), shared by the function that met the fault and the redrive.
+
+use std::time::{Duration, Instant};
+
+use lago_sync::pipeline::{App, Outcome};
+use lago_sync::redrive::run_at;
+use lago_sync::salesforce::SalesforceClient;
+use lago_sync::secrets::{SecretCache, Secrets};
+use lago_sync::store::{delivery_key, DynamoDbStore, IdempotencyStore};
+use lago_sync::Family;
+use serde_json::{json, Value};
+use sync_testkit::events::{self, ACCOUNT, HMAC_KEY};
+use sync_testkit::inprocess::{delivery, epoch_ms, Harness};
+use sync_testkit::lago::sign;
+use sync_testkit::moto::{closed_endpoint, unique_name, Moto};
+use sync_testkit::standin::{Fault, Standin, StandinConfig};
+
+const MISSING_ACCOUNT: &str = "001000000000077AAA";
+
+enum Trigger {
+    Fault(Fault),
+    /// Salesforce's host refuses connections (the function points at a closed port).
+    Refused,
+    ExpiredSession,
+    /// The Account does not exist yet; the fix is to create it.
+    MissingAccount,
+    /// The function gives Salesforce too little time.
+    Deadline(Fault),
+}
+
+struct Case {
+    name: &'static str,
+    trigger: Trigger,
+    status: u16,
+    label: &'static str,
+    error_code: Option<&'static str>,
+}
+
+fn cases() -> Vec<Case> {
+    let fault = |f: Fault| Trigger::Fault(f.on_path("/sobjects/"));
+    vec![
+        Case {
+            name: "500",
+            trigger: fault(Fault::error(
+                500,
+                "UNKNOWN_EXCEPTION",
+                "An unexpected error occurred",
+            )),
+            status: 202,
+            label: "queued",
+            error_code: Some("UNKNOWN_EXCEPTION"),
+        },
+        Case {
+            name: "502",
+            trigger: fault(Fault::html(502, "<html>Bad Gateway</html>")),
+            status: 202,
+            label: "queued",
+            error_code: Some("HTTP_502"),
+        },
+        Case {
+            name: "503",
+            trigger: fault(Fault::error(
+                503,
+                "SERVER_UNAVAILABLE",
+                "Server unavailable",
+            )),
+            status: 202,
+            label: "queued",
+            error_code: Some("SERVER_UNAVAILABLE"),
+        },
+        Case {
+            name: "timeout",
+            trigger: Trigger::Deadline(Fault::delay(Duration::from_secs(8)).on_path("/sobjects/")),
+            status: 202,
+            label: "queued",
+            error_code: Some("TIMEOUT"),
+        },
+        Case {
+            name: "connection refused",
+            trigger: Trigger::Refused,
+            status: 202,
+            label: "queued",
+            error_code: Some("CONNECTION"),
+        },
+        Case {
+            name: "expired session",
+            trigger: Trigger::ExpiredSession,
+            status: 200,
+            label: "synced",
+            error_code: None,
+        },
+        Case {
+            name: "daily limit",
+            trigger: fault(Fault::error(
+                403,
+                "REQUEST_LIMIT_EXCEEDED",
+                "TotalRequests Limit exceeded.",
+            )),
+            status: 202,
+            label: "queued",
+            error_code: Some("REQUEST_LIMIT_EXCEEDED"),
+        },
+        Case {
+            name: "row lock",
+            trigger: fault(Fault::error(
+                400,
+                "UNABLE_TO_LOCK_ROW",
+                "unable to obtain exclusive access to this record",
+            )),
+            status: 202,
+            label: "queued",
+            error_code: Some("UNABLE_TO_LOCK_ROW"),
+        },
+        Case {
+            name: "insert race",
+            trigger: fault(Fault::error(
+                400,
+                "DUPLICATE_VALUE",
+                "duplicate value found: Lago_Id__c duplicates value on record with id: a01",
+            )),
+            status: 202,
+            label: "queued",
+            error_code: Some("DUPLICATE_VALUE"),
+        },
+        Case {
+            name: "Account not found",
+            trigger: Trigger::MissingAccount,
+            status: 422,
+            label: "failed",
+            error_code: Some("INVALID_CROSS_REFERENCE_KEY"),
+        },
+        Case {
+            name: "field missing",
+            trigger: fault(Fault::error(
+                400,
+                "INVALID_FIELD",
+                "No such column 'Payment_Status__c' on sobject of type Lago_Invoice__c",
+            )),
+            status: 422,
+            label: "failed",
+            error_code: Some("INVALID_FIELD"),
+        },
+    ]
+}
+
+fn app(
+    table: &str,
+    dynamodb: aws_sdk_dynamodb::Client,
+    salesforce_url: &str,
+) -> App<DynamoDbStore> {
+    App {
+        secrets: SecretCache::fixed(Secrets::parse(&events::secret_json(HMAC_KEY)).unwrap()),
+        store: DynamoDbStore::new(dynamodb, table),
+        salesforce: SalesforceClient::new(salesforce_url, "62.0"),
+    }
+}
+
+fn without_ids(records: Vec<Value>) -> Vec<Value> {
+    records
+        .into_iter()
+        .map(|mut r| {
+            r.as_object_mut().unwrap().remove("Id");
+            r
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_fault_is_answered_and_healed_without_loss_or_duplicates() {
+    let moto = Moto::shared().await;
+    for case in cases() {
+        let account = if matches!(case.trigger, Trigger::MissingAccount) {
+            MISSING_ACCOUNT
+        } else {
+            ACCOUNT
+        };
+        let body = events::body("invoice.created", "inv-1", Some(account), json!({}));
+
+        // What a fault-free run writes.
+        let clean = Harness::start(Family::Invoice).await;
+        clean.standin.add_account(MISSING_ACCOUNT);
+        assert_eq!(clean.deliver("k", &body).await.label(), "synced");
+        let expected = without_ids(clean.standin.records("Lago_Invoice__c"));
+
+        let table = unique_name("faults");
+        moto.create_table(&table).await;
+        let standin = Standin::start(StandinConfig::default()).await;
+        let healthy = app(&table, moto.dynamodb().await, &standin.url());
+        let mut time_left = Duration::from_secs(20);
+        let faulty = match case.trigger {
+            Trigger::Fault(fault) => {
+                standin.add_fault(fault);
+                None
+            }
+            Trigger::Deadline(fault) => {
+                standin.add_fault(fault);
+                time_left = Duration::from_secs(4);
+                None
+            }
+            Trigger::Refused => Some(app(&table, moto.dynamodb().await, &closed_endpoint())),
+            Trigger::ExpiredSession => {
+                let warm = events::body("invoice.created", "inv-0", Some(ACCOUNT), json!({}));
+                assert_eq!(
+                    healthy
+                        .handle(
+                            Family::Invoice,
+                            &delivery("warm", &warm, &sign(HMAC_KEY, &warm), time_left)
+                        )
+                        .await
+                        .label(),
+                    "synced"
+                );
+                standin.expire_tokens();
+                None
+            }
+            Trigger::MissingAccount => None,
+        };
+        let first_app = faulty.as_ref().unwrap_or(&healthy);
+        let signature = sign(HMAC_KEY, &body);
+        let outcome: Outcome = first_app
+            .handle(
+                Family::Invoice,
+                &delivery("k", &body, &signature, time_left),
+            )
+            .await;
+        assert_eq!(
+            (outcome.status_code(), outcome.label()),
+            (case.status, case.label),
+            "{}: {outcome:?}",
+            case.name
+        );
+        assert_eq!(
+            outcome.body()["error_code"].as_str(),
+            case.error_code,
+            "{}",
+            case.name
+        );
+
+        // The fault clears; a permanent refusal needs the operator's fix and requeue.
+        let key = delivery_key("invoice", "k");
+        if case.label == "failed" {
+            standin.add_account(MISSING_ACCOUNT);
+            assert!(
+                healthy.store.requeue(&key, epoch_ms()).await.unwrap(),
+                "{}",
+                case.name
+            );
+        }
+        // The delayed write of the timeout case still lands in Salesforce after the function
+        // gave up, as it would in a real org; the redrive's upsert then updates it.
+        let report = run_at(
+            &healthy,
+            Duration::from_secs(7 * 24 * 3600),
+            Instant::now() + Duration::from_secs(120),
+            || epoch_ms() + 3_600_000,
+        )
+        .await
+        .unwrap();
+        if case.label != "synced" {
+            assert_eq!(report.synced, 1, "{}: {report:?}", case.name);
+        }
+        let mut records = without_ids(standin.records("Lago_Invoice__c"));
+        records.retain(|r| r["Lago_Id__c"] == json!("inv-1"));
+        assert_eq!(
+            records, expected,
+            "{}: Salesforce differs from a fault-free run",
+            case.name
+        );
+        assert_eq!(
+            healthy.store.load(&key).await.unwrap().unwrap().status,
+            lago_sync::store::Status::Completed,
+            "{}",
+            case.name
+        );
+        // A late retry by Lago changes nothing.
+        assert_eq!(
+            healthy
+                .handle(
+                    Family::Invoice,
+                    &delivery("k", &body, &signature, time_left)
+                )
+                .await
+                .label(),
+            "duplicate",
+            "{}",
+            case.name
+        );
+    }
+}
