@@ -29,7 +29,7 @@ CARGO_LAMBDA_FLAGS ?=
 
 # The deployable packages: NOT the whole workspace, whose test kit (tests/) has binaries and
 # dependencies of its own that must neither be cross-compiled nor unified into the functions.
-FUNCTION_PACKAGES := customer-webhook subscription-webhook invoice-webhook credit-note-webhook redrive
+FUNCTION_PACKAGES := customer-webhook subscription-webhook invoice-webhook credit-note-webhook redrive backfill
 CARGO_LAMBDA_BUILD = $(CARGO) lambda build --release $(CARGO_LAMBDA_TARGET) $(CARGO_LAMBDA_FLAGS) \
 	$(addprefix --package ,$(FUNCTION_PACKAGES))
 
@@ -54,7 +54,7 @@ define sam-build
 	chmod 755 "$(ARTIFACTS_DIR)/bootstrap"
 endef
 
-.PHONY: build-CustomerFunction build-SubscriptionFunction build-InvoiceFunction build-CreditNoteFunction build-RedriveFunction
+.PHONY: build-CustomerFunction build-SubscriptionFunction build-InvoiceFunction build-CreditNoteFunction build-RedriveFunction build-BackfillFunction
 build-CustomerFunction:
 	$(call sam-build,customer-webhook)
 build-SubscriptionFunction:
@@ -65,6 +65,8 @@ build-CreditNoteFunction:
 	$(call sam-build,credit-note-webhook)
 build-RedriveFunction:
 	$(call sam-build,redrive)
+build-BackfillFunction:
+	$(call sam-build,backfill)
 
 # Not used by SAM: the same build into target/lambda/<binary>/bootstrap.
 .PHONY: lambda

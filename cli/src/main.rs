@@ -1,6 +1,11 @@
 //! `lago-sync`: the operator's view of the event table, against the deployed table or a
 //! local emulator (standard AWS settings apply, e.g. AWS_PROFILE, AWS_REGION,
-//! AWS_ENDPOINT_URL).
+//! AWS_ENDPOINT_URL); and the set-up commands: check, setup-webhooks, backfill.
+
+mod backfill;
+mod check;
+mod setup;
+mod webhooks;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -14,7 +19,7 @@ use lago_sync::{entrypoint, redrive, telemetry};
 #[command(
     name = "lago-sync",
     version,
-    about = "Operate lago-salesforce-sync: stored events and redrives"
+    about = "Operate lago-salesforce-sync: set-up, initial sync, stored events and redrives"
 )]
 struct Cli {
     /// The DynamoDB table (the stack's IdempotencyTableName output).
@@ -58,6 +63,37 @@ enum Command {
     RunRedrive,
     /// Create the table with the template's schema (for a local emulator).
     CreateTable,
+    /// Check the deployment: configuration, the secret, the Lago API key, the Salesforce
+    /// token and every object and field the sync writes. Exits non-zero on a failure.
+    Check,
+    /// Register one Lago webhook endpoint per family (HMAC, filtered to the types it
+    /// syncs) at <base-url>/webhooks/<family>; updates only endpoints that differ.
+    SetupWebhooks {
+        /// The HTTP API's URL (the stack's outputs show it), e.g.
+        /// https://abc123.execute-api.eu-west-1.amazonaws.com
+        #[arg(long)]
+        base_url: String,
+        /// Show what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Initial sync: write every Lago customer (to its Account), subscription, invoice and
+    /// credit note to Salesforce. Resumes where an interrupted run stopped. Exits
+    /// non-zero when a record failed (failed records are stored: see `list`).
+    Backfill {
+        /// Only this Lago customer (its external_id).
+        #[arg(long)]
+        customer: Option<String>,
+        /// Read and map, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Forget the checkpoints of earlier runs and start over.
+        #[arg(long)]
+        restart: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -92,6 +128,27 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.command {
+        Command::Check => return Ok(check::run().await),
+        Command::SetupWebhooks { base_url, dry_run } => {
+            return webhooks::run(&base_url, dry_run).await
+        }
+        Command::Backfill {
+            customer,
+            dry_run,
+            restart,
+            json,
+        } => {
+            let args = backfill::Args {
+                customer,
+                dry_run,
+                restart,
+                json,
+            };
+            return backfill::run(args).await;
+        }
+        _ => {}
+    }
     if let Command::RunRedrive = cli.command {
         telemetry::init();
         let config = Config::from_env().map_err(|e| e.to_string())?;
@@ -170,7 +227,11 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             };
             requeue(&store, &selected, dry_run).await
         }
-        Command::RunRedrive | Command::CreateTable => unreachable!("handled above"),
+        Command::RunRedrive
+        | Command::CreateTable
+        | Command::Check
+        | Command::SetupWebhooks { .. }
+        | Command::Backfill { .. } => unreachable!("handled above"),
     }
 }
 

@@ -4,15 +4,18 @@
 //! Reading order: [`lago`] (what Lago sends), [`signature`], [`mapping`] (Lago object in,
 //! Salesforce record out), [`salesforce`], [`store`] (idempotency and ordering),
 //! [`secrets`], [`pipeline`] (the steps and the answers of the contract), [`entrypoint`],
-//! and [`redrive`] (the scheduled retry of stored events).
+//! [`redrive`] (the scheduled retry of stored events), and for the operator commands
+//! [`lago_api`] and [`backfill`] (the initial sync).
 
 // The Lambda runtime's layered service future is deeper than the default limit allows.
 #![recursion_limit = "256"]
 
+pub mod backfill;
 pub mod config;
 pub mod entrypoint;
 pub mod family;
 pub mod lago;
+pub mod lago_api;
 pub mod mapping;
 pub mod pipeline;
 pub mod redrive;

@@ -4,6 +4,7 @@ pub mod apigw;
 pub mod events;
 pub mod inprocess;
 pub mod lago;
+pub mod lago_standin;
 pub mod lambda;
 pub mod moto;
 pub mod standin;

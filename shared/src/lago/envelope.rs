@@ -24,6 +24,8 @@ pub struct Envelope<'a> {
 
 #[derive(Debug, Error)]
 pub enum EnvelopeError {
+    #[error("the body is not UTF-8 text, so not JSON")]
+    NotUtf8,
     #[error("the body is not a Lago webhook envelope: {0}")]
     NotAnEnvelope(serde_json::Error),
     #[error("the envelope has no {0:?} object")]
@@ -37,7 +39,10 @@ pub enum EnvelopeError {
 
 impl<'a> Envelope<'a> {
     pub fn parse(body: &'a [u8]) -> Result<Self, EnvelopeError> {
-        serde_json::from_slice(body).map_err(EnvelopeError::NotAnEnvelope)
+        // JSON is UTF-8; serde_json checks that only in the fields it reads, and a field
+        // nobody reads must not make an invalid body valid.
+        let text = std::str::from_utf8(body).map_err(|_| EnvelopeError::NotUtf8)?;
+        serde_json::from_str(text).map_err(EnvelopeError::NotAnEnvelope)
     }
 
     /// Deserialises the object named by `object_type` (`customer`, `subscription`, …).

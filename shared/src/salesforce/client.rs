@@ -158,7 +158,7 @@ impl SalesforceClient {
         }
     }
 
-    async fn token(
+    pub(super) async fn token(
         &self,
         credentials: &Credentials<'_>,
         deadline: Instant,
@@ -207,6 +207,25 @@ impl SalesforceClient {
                 Err(error)
             }
         }
+    }
+}
+
+/// For the batch resources of [`super::collections`], which share the session and counters.
+impl SalesforceClient {
+    pub(super) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub(super) fn data_url(&self) -> &str {
+        &self.data_url
+    }
+
+    pub(super) fn count_call(&self) {
+        self.api_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) async fn invalidate(&self, token: &AccessToken) {
+        self.session.invalidate(token).await;
     }
 }
 

@@ -321,6 +321,36 @@ impl IdempotencyStore for DynamoDbStore {
             Err(e) => Err(unavailable(e)),
         }
     }
+
+    async fn load_checkpoint(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get(key)
+            .await?
+            .and_then(|item| item.get("checkpoint").and_then(|v| v.as_s().ok()).cloned()))
+    }
+
+    async fn save_checkpoint(&self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+        match value {
+            Some(value) => self
+                .update(key)
+                .update_expression("SET #checkpoint = :value")
+                .expression_attribute_names("#checkpoint", "checkpoint")
+                .expression_attribute_values(":value", s(value))
+                .send()
+                .await
+                .map(drop)
+                .map_err(unavailable),
+            None => self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(key))
+                .send()
+                .await
+                .map(drop)
+                .map_err(unavailable),
+        }
+    }
 }
 
 impl DynamoDbStore {

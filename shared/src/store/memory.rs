@@ -20,6 +20,7 @@ struct Item {
 pub struct MemoryStore {
     deliveries: Mutex<HashMap<String, Item>>,
     orders: Mutex<HashMap<String, i64>>,
+    checkpoints: Mutex<HashMap<String, String>>,
 }
 
 impl MemoryStore {
@@ -208,5 +209,23 @@ impl IdempotencyStore for MemoryStore {
             }
             _ => Ok(false),
         }
+    }
+
+    async fn load_checkpoint(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .checkpoints
+            .lock()
+            .expect("store lock")
+            .get(key)
+            .cloned())
+    }
+
+    async fn save_checkpoint(&self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+        let mut checkpoints = self.checkpoints.lock().expect("store lock");
+        match value {
+            Some(value) => checkpoints.insert(key.to_owned(), value.to_owned()),
+            None => checkpoints.remove(key),
+        };
+        Ok(())
     }
 }

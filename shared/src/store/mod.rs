@@ -3,7 +3,8 @@
 //!
 //! One item per delivery, `pk = delivery#<family>#<X-Lago-Unique-Key>`, and one per
 //! Salesforce record, `pk = order#<object>/<id>`, holding the newest state written.
-//! A written event costs three writes: claim, order, finish.
+//! A written event costs three writes: claim, order, finish. The backfill keeps its
+//! checkpoints in the same table, `pk = backfill#<scope>#<object>`.
 //!
 //! A parked delivery (queued, failed or dead) keeps its body and carries `parked` and
 //! `due_at`, the keys of the sparse index [`PARKED_INDEX`]: the redrive and the operator
@@ -189,6 +190,25 @@ pub trait IdempotencyStore: Send + Sync {
         key: &str,
         now_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The progress of a long operator job (the backfill), kept under `pk = key` without
+    /// expiry so that a run interrupted days ago still resumes.
+    fn load_checkpoint(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Stores the checkpoint `value`, or deletes it with `None`.
+    fn save_checkpoint(
+        &self,
+        key: &str,
+        value: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The backfill's checkpoint of one object (`scope` is `all` or the customer).
+pub fn checkpoint_key(scope: &str, object: &str) -> String {
+    format!("backfill#{scope}#{object}")
 }
 
 pub fn delivery_key(family: &str, unique_key: &str) -> String {

@@ -7,6 +7,7 @@
 //! HTTP under `/__standin/` (see the `salesforce-standin` binary).
 
 mod control;
+mod describe;
 mod dml;
 mod error;
 mod fault;

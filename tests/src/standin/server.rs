@@ -9,7 +9,7 @@ use axum::{middleware::from_fn_with_state, routing::post, Router};
 use serde_json::Value;
 
 use super::{
-    control,
+    control, describe,
     error::SfError,
     gate, ids,
     metadata::{ObjectDef, Schema},
@@ -91,7 +91,9 @@ impl Shared {
 }
 
 pub(crate) fn router(app: App) -> Router {
-    let rest = sobjects::router().layer(from_fn_with_state(app.clone(), gate::rest_gate));
+    let rest = sobjects::router()
+        .merge(describe::router())
+        .layer(from_fn_with_state(app.clone(), gate::rest_gate));
     Router::new()
         .route("/services/oauth2/token", post(oauth::token))
         .nest(gate::PREFIX, rest)

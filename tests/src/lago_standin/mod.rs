@@ -1,0 +1,104 @@
+//! A stand-in for Lago's REST API (lago-webhooks.md §6): the four paginated lists with
+//! Lago's `meta`, their filters and default filters, Bearer authentication, webhook
+//! endpoints, and call counters, for the backfill and set-up commands.
+
+mod dataset;
+mod rig;
+mod server;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde_json::Value;
+use tokio::{net::TcpListener, task::JoinHandle};
+
+pub use dataset::{account_id, Dataset};
+pub use rig::Rig;
+use server::Shared;
+
+/// The API key the stand-in accepts unless told otherwise.
+pub const API_KEY: &str = "lago-api-key-never-logged";
+
+/// Requests received, by `METHOD /api/v1/<path>` (ids in paths kept).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LagoStats {
+    pub requests: u64,
+    pub by_route: BTreeMap<String, u64>,
+}
+
+impl LagoStats {
+    /// Requests of `method` on a path starting with `/api/v1/<collection>`.
+    pub fn count(&self, method: &str, collection: &str) -> u64 {
+        let prefix = format!("{method} /api/v1/{collection}");
+        self.by_route
+            .iter()
+            .filter(|(route, _)| route.starts_with(&prefix))
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// A running stand-in; the server stops when this is dropped.
+pub struct LagoStandin {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl LagoStandin {
+    pub async fn start(api_key: &str, data: Dataset) -> LagoStandin {
+        Self::start_on(api_key, data, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await
+            .unwrap_or_else(|e| panic!("Lago stand-in failed to start: {e}"))
+    }
+
+    pub async fn start_on(
+        api_key: &str,
+        data: Dataset,
+        addr: SocketAddr,
+    ) -> std::io::Result<LagoStandin> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(api_key, data));
+        let router = server::router(shared.clone());
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                eprintln!("Lago stand-in stopped: {e}");
+            }
+        });
+        Ok(LagoStandin { shared, addr, task })
+    }
+
+    /// What clients use as `LAGO_API_URL` (without `/api/v1`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn stats(&self) -> LagoStats {
+        self.shared.lock().stats.clone()
+    }
+
+    pub fn webhook_endpoints(&self) -> Vec<Value> {
+        self.shared.lock().endpoints.clone()
+    }
+
+    /// Replaces a record of a list (matched by `lago_id`), e.g. to make it newer.
+    pub fn replace(&self, collection: &str, record: Value) {
+        let mut state = self.shared.lock();
+        let list = state.data.list_mut(collection);
+        if let Some(slot) = list.iter_mut().find(|r| r["lago_id"] == record["lago_id"]) {
+            *slot = record;
+        }
+    }
+}
+
+impl Drop for LagoStandin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

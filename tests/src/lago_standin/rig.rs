@@ -1,0 +1,56 @@
+//! The backfill in-process: the library's `App` with a chosen store, the Salesforce
+//! stand-in with an Account per generated customer, and the Lago stand-in serving them.
+
+use lago_sync::backfill::{self, Options, Summary};
+use lago_sync::lago_api::LagoApi;
+use lago_sync::pipeline::App;
+use lago_sync::salesforce::SalesforceClient;
+use lago_sync::secrets::{SecretCache, Secrets};
+use lago_sync::store::IdempotencyStore;
+
+use super::{account_id, Dataset, LagoStandin, API_KEY};
+use crate::events::{self, HMAC_KEY};
+use crate::standin::{Standin, StandinConfig};
+
+pub struct Rig<S> {
+    pub app: App<S>,
+    pub salesforce: Standin,
+    pub lago: LagoStandin,
+    pub api: LagoApi,
+}
+
+impl<S: IdempotencyStore> Rig<S> {
+    /// Seeds an Account for each of the first `accounts` customers (all by default).
+    pub async fn start(data: Dataset, store: S, accounts: Option<usize>) -> Rig<S> {
+        let accounts = (0..accounts.unwrap_or(data.customers.len()))
+            .map(account_id)
+            .collect();
+        let salesforce = Standin::start(StandinConfig {
+            accounts,
+            api_limit: 1_000_000,
+            ..StandinConfig::default()
+        })
+        .await;
+        let lago = LagoStandin::start(API_KEY, data).await;
+        let secrets =
+            Secrets::parse(&events::secret_json(HMAC_KEY)).expect("the test secret parses");
+        let app = App {
+            secrets: SecretCache::fixed(secrets),
+            store,
+            salesforce: SalesforceClient::new(&salesforce.url(), "62.0"),
+        };
+        let api = LagoApi::new(&lago.url(), API_KEY);
+        Rig {
+            app,
+            salesforce,
+            lago,
+            api,
+        }
+    }
+
+    pub async fn backfill(&self, options: &Options<'_>) -> Summary {
+        backfill::run(&self.app, &self.api, options)
+            .await
+            .expect("the backfill starts")
+    }
+}
