@@ -198,14 +198,17 @@ impl Drop for LambdaProcess {
     }
 }
 
-/// Where cargo put workspace binary `name`: the profile directory of the running test
-/// executable (`<target>/<profile>/deps/<test>-<hash>`), else `$CARGO_TARGET_DIR/<profile>`.
+/// Where cargo put workspace binary `name`: the profile directory of the running
+/// executable — a test (`<target>/<profile>/deps/<test>-<hash>`) or a workspace binary
+/// (`<target>/<profile>/<bin>`) — else `$CARGO_TARGET_DIR/<profile>`.
 pub fn binary_path(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("path of the running test executable");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable lives in <target>/<profile>/deps");
+    let exe = std::env::current_exe().expect("path of the running executable");
+    let dir = exe.parent().expect("the executable lives in a directory");
+    let profile_dir = if dir.ends_with("deps") {
+        dir.parent().expect("deps has a parent")
+    } else {
+        dir
+    };
     let mut candidates = vec![profile_dir.join(name)];
     if let (Some(target_dir), Some(profile)) = (
         std::env::var_os("CARGO_TARGET_DIR"),

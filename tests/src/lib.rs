@@ -7,6 +7,7 @@ pub mod lago;
 pub mod lago_standin;
 pub mod lambda;
 pub mod moto;
+pub mod proxy;
 pub mod standin;
 
 mod capture;
