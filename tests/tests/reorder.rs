@@ -9,71 +9,25 @@
 //! `file_url` once the PDF exists, its payment status once paid), with a strictly
 //! increasing `updated_at`.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use lago_sync::pipeline::{App, Delivery, Outcome};
-use lago_sync::salesforce::SalesforceClient;
-use lago_sync::secrets::{SecretCache, Secrets};
-use lago_sync::store::MemoryStore;
 use lago_sync::Family;
 use serde_json::{json, Value};
-use sync_testkit::events::{self, ACCOUNT, HMAC_KEY};
-use sync_testkit::lago::sign;
-use sync_testkit::standin::{Standin, StandinConfig};
-
-struct Harness {
-    family: Family,
-    app: App<MemoryStore>,
-    standin: Standin,
-}
+use sync_testkit::events::{self, ACCOUNT};
+use sync_testkit::inprocess::Harness;
 
 async fn harness(family: Family) -> Harness {
-    let standin = Standin::start(StandinConfig::default()).await;
-    let secrets = Secrets::parse(&events::secret_json(HMAC_KEY)).unwrap();
-    let app = App {
-        secrets: SecretCache::fixed(secrets),
-        store: MemoryStore::new(),
-        salesforce: SalesforceClient::new(&standin.url(), "62.0"),
-    };
-    Harness {
-        family,
-        app,
-        standin,
-    }
+    Harness::start(family).await
 }
 
-fn epoch_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-impl Harness {
-    async fn deliver(&self, key: &str, body: &[u8]) -> Outcome {
-        let signature = sign(HMAC_KEY, body);
-        let delivery = Delivery {
-            body,
-            signature: Some(&signature),
-            algorithm: Some("hmac"),
-            unique_key: Some(key),
-            deadline: Instant::now() + Duration::from_secs(20),
-            deadline_epoch_ms: epoch_ms() + 20_000,
-        };
-        self.app.handle(self.family, &delivery).await
-    }
-
-    /// The one record of `object`, without its Salesforce `Id` (which differs per run).
-    fn only_record(&self, object: &str) -> Value {
-        let mut records = self.standin.records(object);
-        assert_eq!(records.len(), 1, "exactly one {object}: {records:?}");
-        let mut record = records.remove(0);
-        record
-            .as_object_mut()
-            .expect("a record is an object")
-            .remove("Id");
-        record
-    }
+/// The one record of `object`, without its Salesforce `Id` (which differs per run).
+fn only_record(h: &Harness, object: &str) -> Value {
+    let mut records = h.standin.records(object);
+    assert_eq!(records.len(), 1, "exactly one {object}: {records:?}");
+    let mut record = records.remove(0);
+    record
+        .as_object_mut()
+        .expect("a record is an object")
+        .remove("Id");
+    record
 }
 
 /// One event of a lifecycle: its body and the version the ordering guard compares
@@ -306,7 +260,7 @@ async fn run(lifecycle: &Lifecycle, schedule: &[Step]) -> Value {
         h.standin.stats().rest_requests,
         writes * lifecycle.calls_per_write
     );
-    h.only_record(lifecycle.object)
+    only_record(&h, lifecycle.object)
 }
 
 /// The permutation, each event retried with its key after the next one went out, and the

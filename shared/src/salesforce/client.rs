@@ -177,27 +177,13 @@ impl SalesforceClient {
         deadline: Instant,
     ) -> Result<Option<bool>, SalesforceError> {
         self.api_calls.fetch_add(1, Ordering::Relaxed);
-        let response = self
+        let request = self
             .http
             .patch(url)
             .bearer_auth(token.bearer())
             .json(body)
-            .timeout(timeout_before(deadline)?)
-            .send()
-            .await
-            .map_err(|e| SalesforceError::from_transport(&e))?;
-        let status = response.status().as_u16();
-        if let Some(usage) = response
-            .headers()
-            .get("sforce-limit-info")
-            .and_then(|v| v.to_str().ok())
-        {
-            info!(api_usage = usage, status, "Salesforce answered");
-        }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| SalesforceError::from_transport(&e))?;
+            .timeout(timeout_before(deadline)?);
+        let (status, bytes) = exchange(request).await?;
         match status {
             204 => Ok(None),
             200 | 201 => Ok(Some(upsert_created(&bytes).unwrap_or(status == 201))),
@@ -208,6 +194,30 @@ impl SalesforceClient {
             }
         }
     }
+}
+
+/// Sends a request and reads the whole answer, logging the org's API usage that every
+/// REST answer reports in `Sforce-Limit-Info`.
+pub(super) async fn exchange(
+    request: reqwest::RequestBuilder,
+) -> Result<(u16, Vec<u8>), SalesforceError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| SalesforceError::from_transport(&e))?;
+    let status = response.status().as_u16();
+    if let Some(usage) = response
+        .headers()
+        .get("sforce-limit-info")
+        .and_then(|v| v.to_str().ok())
+    {
+        info!(api_usage = usage, status, "Salesforce answered");
+    }
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| SalesforceError::from_transport(&e))?;
+    Ok((status, bytes.to_vec()))
 }
 
 /// For the batch resources of [`super::collections`], which share the session and counters.

@@ -104,24 +104,9 @@ impl SalesforceClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| SalesforceError::from_transport(&e))?;
-        let status = response.status().as_u16();
-        if let Some(usage) = response
-            .headers()
-            .get("sforce-limit-info")
-            .and_then(|v| v.to_str().ok())
-        {
-            info!(api_usage = usage, status, "Salesforce answered");
-        }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| SalesforceError::from_transport(&e))?;
+        let (status, bytes) = super::client::exchange(request).await?;
         if (200..300).contains(&status) {
-            return Ok(bytes.to_vec());
+            return Ok(bytes);
         }
         let error = SalesforceError::from_response(status, &bytes);
         warn!(status, code = %error.code, class = ?error.class, "Salesforce refused the request");
