@@ -2,6 +2,7 @@
 
 pub mod apigw;
 pub mod events;
+pub mod function_stack;
 pub mod inprocess;
 pub mod lago;
 pub mod lago_standin;

@@ -15,42 +15,18 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use sync_testkit::apigw::{response, HttpEvent};
 use sync_testkit::events::{self, ACCOUNT, HMAC_KEY};
+use sync_testkit::function_stack::FunctionStack;
 use sync_testkit::lago::{sign, signed_headers};
-use sync_testkit::lambda::{binary_path, Invocation, LambdaProcess};
-use sync_testkit::moto::{unique_name, Moto};
-use sync_testkit::standin::{Standin, StandinConfig};
+use sync_testkit::lambda::Invocation;
 
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The size of the large bodies: API Gateway takes up to 10 MB, Lambda 6 MB per event.
 const LARGE: usize = 5 * 1024 * 1024;
 
-struct Stack {
-    function: LambdaProcess,
-    standin: Standin,
-    route: &'static str,
-}
+type Stack = FunctionStack;
 
-/// One function with its own table and secret, as e2e.rs builds it.
 async fn stack(binary: &str, route: &'static str) -> Stack {
-    let moto = Moto::shared().await;
-    let (table, secret) = (unique_name("table"), unique_name("secret"));
-    moto.create_table(&table).await;
-    moto.create_secret(&secret, &events::secret_json(HMAC_KEY))
-        .await;
-    let standin = Standin::start(StandinConfig::default()).await;
-    let mut env = moto.env();
-    env.extend([
-        ("SECRET_ID".to_owned(), secret),
-        ("IDEMPOTENCY_TABLE".to_owned(), table),
-        ("SALESFORCE_URL".to_owned(), standin.url()),
-        ("SALESFORCE_API_VERSION".to_owned(), "62.0".to_owned()),
-    ]);
-    let function = LambdaProcess::start(&binary_path(binary), &env).await;
-    Stack {
-        function,
-        standin,
-        route,
-    }
+    FunctionStack::start(binary, route, &[]).await
 }
 
 /// What one request is and the answer it must get.
@@ -64,16 +40,17 @@ struct Case {
     calls: u64,
 }
 
-impl Stack {
+/// The corpus runner's view of a function.
+trait Corpus {
+    fn event(&self) -> HttpEvent;
+    async fn send(&self, name: &str, event: Value) -> (u16, Value);
+    async fn run(&self, cases: Vec<Case>);
+    async fn assert_alive_and_answering(&self, webhook_type: &str, lago_id: &str);
+}
+
+impl Corpus for Stack {
     fn event(&self) -> HttpEvent {
         HttpEvent::webhook(self.route)
-    }
-
-    /// A request signed as Lago signs it, under `key`.
-    fn signed(&self, key: &str, body: &[u8]) -> HttpEvent {
-        self.event()
-            .headers(signed_headers(HMAC_KEY, key, body))
-            .body(body.to_vec())
     }
 
     /// Sends `event`; the function must answer with a JSON API Gateway response.

@@ -7,50 +7,31 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sync_testkit::apigw::{response, HttpEvent};
 use sync_testkit::events::{self, ACCOUNT, HMAC_KEY};
+use sync_testkit::function_stack::FunctionStack;
 use sync_testkit::lago::{sign, signed_headers};
-use sync_testkit::lambda::{binary_path, Invocation, LambdaProcess};
-use sync_testkit::moto::{closed_endpoint, unique_name, Moto};
-use sync_testkit::standin::{Standin, StandinConfig};
+use sync_testkit::lambda::Invocation;
+use sync_testkit::moto::{closed_endpoint, Moto};
 
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
 
-struct Stack {
-    function: LambdaProcess,
-    standin: Standin,
-    route: &'static str,
-    secret: String,
-}
+type Stack = FunctionStack;
 
-/// One function with its own table and secret; `overrides` replace environment variables.
 async fn stack(binary: &str, route: &'static str, overrides: &[(&str, &str)]) -> Stack {
-    let moto = Moto::shared().await;
-    let (table, secret) = (unique_name("table"), unique_name("secret"));
-    moto.create_table(&table).await;
-    moto.create_secret(&secret, &events::secret_json(HMAC_KEY))
-        .await;
-    let standin = Standin::start(StandinConfig::default()).await;
-    let mut env = moto.env();
-    env.extend([
-        ("SECRET_ID".to_owned(), secret.clone()),
-        ("IDEMPOTENCY_TABLE".to_owned(), table),
-        ("SALESFORCE_URL".to_owned(), standin.url()),
-        ("SALESFORCE_API_VERSION".to_owned(), "62.0".to_owned()),
-        ("RUST_LOG".to_owned(), "debug".to_owned()),
-    ]);
-    for (name, value) in overrides {
-        env.retain(|(k, _)| k != name);
-        env.push((name.to_string(), value.to_string()));
-    }
-    let function = LambdaProcess::start(&binary_path(binary), &env).await;
-    Stack {
-        function,
-        standin,
+    FunctionStack::start(
+        binary,
         route,
-        secret,
-    }
+        &[&[("RUST_LOG", "debug")], overrides].concat(),
+    )
+    .await
 }
 
-impl Stack {
+/// Answers as API Gateway would pass them on, and signed deliveries.
+trait Answers {
+    async fn send(&self, event: HttpEvent) -> (u16, Value);
+    async fn deliver(&self, key: &str, body: &[u8]) -> (u16, Value);
+}
+
+impl Answers for Stack {
     async fn send(&self, event: HttpEvent) -> (u16, Value) {
         match self.function.invoke(event.to_json(), INVOKE_TIMEOUT).await {
             Invocation::Response(answer) => {
@@ -68,12 +49,7 @@ impl Stack {
     }
 
     async fn deliver(&self, key: &str, body: &[u8]) -> (u16, Value) {
-        self.send(
-            HttpEvent::webhook(self.route)
-                .headers(signed_headers(HMAC_KEY, key, body))
-                .body(body.to_vec()),
-        )
-        .await
+        self.send(self.signed(key, body)).await
     }
 }
 

@@ -1,0 +1,60 @@
+//! One built function binary as Lambda runs it, with its own table and secret in moto and
+//! its own Salesforce stand-in: the set-up of the end-to-end suites.
+
+use crate::apigw::HttpEvent;
+use crate::events::{self, HMAC_KEY};
+use crate::lago::signed_headers;
+use crate::lambda::{binary_path, LambdaProcess};
+use crate::moto::{unique_name, Moto};
+use crate::standin::{Standin, StandinConfig};
+
+pub struct FunctionStack {
+    pub function: LambdaProcess,
+    pub standin: Standin,
+    /// The family's route segment, e.g. `credit-note`.
+    pub route: &'static str,
+    /// The secret's name in moto, for rotation tests.
+    pub secret: String,
+}
+
+impl FunctionStack {
+    /// Starts `binary`; `overrides` replace or add environment variables (an empty value
+    /// unsets one in effect, for start-up error tests).
+    pub async fn start(
+        binary: &str,
+        route: &'static str,
+        overrides: &[(&str, &str)],
+    ) -> FunctionStack {
+        let moto = Moto::shared().await;
+        let (table, secret) = (unique_name("table"), unique_name("secret"));
+        moto.create_table(&table).await;
+        moto.create_secret(&secret, &events::secret_json(HMAC_KEY))
+            .await;
+        let standin = Standin::start(StandinConfig::default()).await;
+        let mut env = moto.env();
+        env.extend([
+            ("SECRET_ID".to_owned(), secret.clone()),
+            ("IDEMPOTENCY_TABLE".to_owned(), table),
+            ("SALESFORCE_URL".to_owned(), standin.url()),
+            ("SALESFORCE_API_VERSION".to_owned(), "62.0".to_owned()),
+        ]);
+        for (name, value) in overrides {
+            env.retain(|(k, _)| k != name);
+            env.push((name.to_string(), value.to_string()));
+        }
+        let function = LambdaProcess::start(&binary_path(binary), &env).await;
+        FunctionStack {
+            function,
+            standin,
+            route,
+            secret,
+        }
+    }
+
+    /// A request to this function's route signed as Lago signs it, under `key`.
+    pub fn signed(&self, key: &str, body: &[u8]) -> HttpEvent {
+        HttpEvent::webhook(self.route)
+            .headers(signed_headers(HMAC_KEY, key, body))
+            .body(body.to_vec())
+    }
+}
