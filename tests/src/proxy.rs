@@ -1,18 +1,23 @@
-//! A pass-through HTTP proxy in front of moto that counts the requests by operation
-//! (`X-Amz-Target`, e.g. `DynamoDB_20120810.UpdateItem`), for requests-per-event figures.
+//! A pass-through HTTP proxy in front of an emulator (moto, the Salesforce stand-in) that
+//! counts the requests by operation (`X-Amz-Target`, e.g. `DynamoDB_20120810.UpdateItem`)
+//! and adds up the emulator's own time: from a request fully received to its answer ready.
+//!
+//! Hop-by-hop headers are not forwarded: moto answers every request with `Connection: close`,
+//! but clients keep their connection to the proxy, as they would to DynamoDB.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
-use axum::http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use axum::http::header::{HeaderMap, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use axum::response::Response;
 use axum::Router;
 
 pub type Counts = BTreeMap<String, u64>;
 
-pub struct CountingProxy {
+pub struct MeteringProxy {
     pub url: String,
     state: Arc<Upstream>,
 }
@@ -20,11 +25,17 @@ pub struct CountingProxy {
 struct Upstream {
     url: String,
     http: reqwest::Client,
-    counts: Mutex<Counts>,
+    meter: Mutex<Meter>,
 }
 
-impl CountingProxy {
-    pub async fn start(upstream: &str) -> CountingProxy {
+#[derive(Default)]
+struct Meter {
+    counts: Counts,
+    busy: Duration,
+}
+
+impl MeteringProxy {
+    pub async fn start(upstream: &str) -> MeteringProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the proxy");
@@ -32,36 +43,35 @@ impl CountingProxy {
         let state = Arc::new(Upstream {
             url: upstream.to_owned(),
             http: reqwest::Client::new(),
-            counts: Mutex::default(),
+            meter: Mutex::default(),
         });
         let router = Router::new().fallback(forward).with_state(state.clone());
         tokio::spawn(async move { axum::serve(listener, router).await });
-        CountingProxy { url, state }
+        MeteringProxy { url, state }
     }
 
     /// Requests so far, by operation.
     pub fn counts(&self) -> Counts {
-        self.state.counts.lock().unwrap().clone()
+        self.state.meter.lock().unwrap().counts.clone()
+    }
+
+    /// The emulator's time on all requests so far.
+    pub fn busy(&self) -> Duration {
+        self.state.meter.lock().unwrap().busy
     }
 }
 
 async fn forward(State(upstream): State<Arc<Upstream>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = to_bytes(body, usize::MAX).await.expect("request body");
+    let started = Instant::now();
     let operation = parts
         .headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("(no X-Amz-Target)")
         .to_owned();
-    *upstream
-        .counts
-        .lock()
-        .unwrap()
-        .entry(operation)
-        .or_default() += 1;
-
-    let mut headers = parts.headers;
+    let mut headers = end_to_end(parts.headers);
     headers.remove(HOST);
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let answer = upstream
@@ -71,13 +81,24 @@ async fn forward(State(upstream): State<Arc<Upstream>>, request: Request) -> Res
         .body(body)
         .send()
         .await
-        .expect("moto answers");
+        .expect("the emulator answers");
     let mut response = Response::builder().status(answer.status());
-    for (name, value) in answer.headers() {
-        if name != CONTENT_LENGTH && name != TRANSFER_ENCODING {
-            response = response.header(name, value);
-        }
+    *response.headers_mut().expect("a response builder") = end_to_end(answer.headers().clone());
+    let body = answer.bytes().await.expect("the emulator's answer body");
+
+    {
+        let mut meter = upstream.meter.lock().unwrap();
+        *meter.counts.entry(operation).or_default() += 1;
+        meter.busy += started.elapsed();
     }
-    let body = answer.bytes().await.expect("moto's answer body");
     response.body(Body::from(body)).expect("a valid response")
+}
+
+/// `headers` without the ones that concern one connection only; the length is set anew.
+fn end_to_end(mut headers: HeaderMap) -> HeaderMap {
+    for name in [CONNECTION, TRANSFER_ENCODING, CONTENT_LENGTH] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers
 }

@@ -17,7 +17,7 @@ use sync_testkit::events::{self, HMAC_KEY};
 use sync_testkit::lago::signed_headers;
 use sync_testkit::lambda::{binary_path, Invocation, LambdaProcess};
 use sync_testkit::moto::{unique_name, Moto};
-use sync_testkit::proxy::CountingProxy;
+use sync_testkit::proxy::MeteringProxy;
 use sync_testkit::standin::{Standin, StandinConfig};
 use tokio::sync::{mpsc, Mutex};
 
@@ -67,7 +67,7 @@ async fn main() {
     let events = arg("--events", 5_000);
     let concurrency = arg("--concurrency", 4);
     let moto = Moto::shared().await;
-    let proxy = CountingProxy::start(moto.endpoint()).await;
+    let proxy = MeteringProxy::start(moto.endpoint()).await;
     let standin = Standin::start(StandinConfig::default()).await;
     let (table, secret) = (unique_name("load"), unique_name("load-secret"));
     moto.create_table(&table).await;
@@ -199,7 +199,7 @@ async fn work(
 
 fn function_env(
     moto: &Moto,
-    proxy: &CountingProxy,
+    proxy: &MeteringProxy,
     standin: &Standin,
     table: &str,
     secret: &str,
@@ -225,7 +225,7 @@ struct Measured<'a> {
     elapsed: Duration,
     latencies: Vec<Duration>,
     wrong: BTreeMap<String, u32>,
-    proxy: &'a CountingProxy,
+    proxy: &'a MeteringProxy,
     before: BTreeMap<String, u64>,
     standin: &'a Standin,
     concurrency: usize,

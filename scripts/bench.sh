@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The benchmarks of BENCHMARKS.md: the pure hot path (criterion); the release-built function
+# binaries under a Lambda Runtime API emulator with moto and the Salesforce stand-in, beside
+# a bare lambda_http hello-world (tests/src/bin/lambda-bench); the stripped binary sizes,
+# x86_64 and arm64 (cargo lambda, which brings Zig).
+# Usage: scripts/bench.sh [hot-path] [lambda] [sizes]     (default: all three)
+#   EVENTS=500  warm written events per function     INITS=20  spawns per binary for init times
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+export PATH="$(scripts/tools.sh local)/bin:$PATH"
+target="${CARGO_TARGET_DIR:-target}"
+functions=(customer-webhook subscription-webhook invoice-webhook credit-note-webhook)
+steps=("$@")
+[ $# -gt 0 ] || steps=(hot-path lambda sizes)
+
+# The functions alone, with their own features as the deploy build has them (Makefile); then
+# the bench programs, which leaves the function binaries as they are.
+build() {
+  nice -n 10 cargo build --release "${functions[@]/#/--package=}"
+  nice -n 10 cargo build --release --package=sync-testkit --bin lambda-bench --bin hello-lambda
+}
+
+size() { # LABEL FILE
+  awk -v label="$1" -v bytes="$(stat -c %s "$2")" \
+    'BEGIN { printf "%-24s %9d bytes  %5.2f MiB\n", label, bytes, bytes / 1048576 }'
+}
+
+for step in "${steps[@]}"; do
+  case "$step" in
+    hot-path)
+      nice -n 10 cargo bench -p lago-sync --bench hot_path ;;
+    lambda)
+      build
+      "$target/release/lambda-bench" --events "${EVENTS:-500}" --inits "${INITS:-20}" ;;
+    sizes)
+      build
+      echo "x86_64: $target/release/<binary> (release profile: opt-level s, LTO, 1 codegen unit, stripped)"
+      for bin in "${functions[@]}" hello-lambda; do size "$bin" "$target/release/$bin"; done
+      nice -n 10 cargo lambda build --release --arm64 --lambda-dir "$target/lambda" "${functions[@]/#/--package=}"
+      echo "arm64: $target/lambda/<binary>/bootstrap (cargo lambda build --release --arm64)"
+      for bin in "${functions[@]}"; do size "$bin" "$target/lambda/$bin/bootstrap"; done ;;
+    *) echo "bench.sh: unknown step $step (hot-path, lambda, sizes)" >&2; exit 2 ;;
+  esac
+done

@@ -1,0 +1,398 @@
+//! Measures the release-built function binaries as Lambda runs them: each under the kit's
+//! Lambda Runtime API emulator, with moto and the Salesforce stand-in behind metering
+//! proxies, beside a bare `lambda_http` hello-world. Prints init time, first-event and warm
+//! latency, the warm overhead beyond the emulators, peak RSS, and the Salesforce, token,
+//! DynamoDB and Secrets Manager requests per event.
+//!
+//! Warm overhead beyond the emulators, per event: the function's round trip, minus the time
+//! moto and the stand-in spent on its requests (metered by the proxies, from a request
+//! received to its answer ready), minus the hello-world's round trip for the same event
+//! (the Runtime API emulator's own cost). What is left is the function's in-handler time
+//! minus I/O, plus its side of each loopback hop. Also printed: the CPU time the function
+//! process used per warm event (it uses none while it waits).
+//!
+//! Usage: `lambda-bench [--events N (500)] [--inits K (20)] [--env NAME=VALUE]...`, where
+//! `--env` adds a variable to the functions' environment (e.g. to try SSL_CERT_FILE);
+//! scripts/bench.sh builds and runs it.
+
+mod procfs;
+mod workload;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sync_testkit::apigw::{response, HttpEvent};
+use sync_testkit::events::{self, HMAC_KEY};
+use sync_testkit::lago::signed_headers;
+use sync_testkit::lambda::{Invocation, LambdaProcess};
+use sync_testkit::moto::{unique_name, Moto};
+use sync_testkit::standin::{Standin, StandinConfig};
+
+use sync_testkit::proxy::{Counts, MeteringProxy};
+use workload::{Function, FUNCTIONS};
+
+/// Builds event `i` of a kind for a function: its unique key and body.
+type EventOf = fn(&Function, usize) -> (String, Vec<u8>);
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+const HELLO: &str = "hello-lambda";
+/// Events of each kind that must not reach Salesforce, per function.
+const NO_WRITE_EVENTS: usize = 20;
+
+#[tokio::main]
+async fn main() {
+    let (events, inits) = (arg("--events", 500), arg("--inits", 20));
+    let moto = Moto::shared().await;
+    let backends = Backends::start(moto).await;
+    let mut env = backends.function_env(moto);
+    env.extend(extra_env());
+
+    println!("init: spawn → first /invocation/next, {inits} spawns per binary, round-robin");
+    let binaries: Vec<&str> = std::iter::once(HELLO)
+        .chain(FUNCTIONS.iter().map(|f| f.binary))
+        .collect();
+    let mut init_ms: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for _ in 0..inits {
+        for binary in &binaries {
+            let (_, init) = start(&bin(binary), &env).await;
+            init_ms.entry(binary).or_default().push(ms(init));
+        }
+    }
+    let hello_init = percentile(&init_ms[HELLO], 0.5);
+    println!(
+        "{:<22} {:>8} {:>8} {:>8} {:>10}",
+        "binary", "p50 ms", "min ms", "max ms", "/ hello"
+    );
+    for binary in &binaries {
+        let samples = &init_ms[binary];
+        let p50 = percentile(samples, 0.5);
+        println!(
+            "{binary:<22} {p50:>8.2} {:>8.2} {:>8.2} {:>10.2}",
+            percentile(samples, 0.0),
+            percentile(samples, 1.0),
+            p50 / hello_init
+        );
+    }
+
+    let (hello, _) = start(&bin(HELLO), &[]).await;
+    let hello_pid = procfs::child_pid(&bin(HELLO));
+    let hello_rss_init = procfs::peak_rss_kib(hello_pid);
+    deliver(&hello, "hello", "warm-up", b"{}").await;
+    let hello_cpu = procfs::cpu_time(hello_pid);
+    for function in &FUNCTIONS {
+        measure(function, events, &backends, &env, &hello).await;
+    }
+    let invocations = events * FUNCTIONS.len();
+    println!(
+        "\n{HELLO}: CPU {:.3} ms/event over {invocations} warm events; \
+         peak RSS {:.1} MiB after init, {:.1} MiB after all",
+        ms(procfs::cpu_time(hello_pid) - hello_cpu) / invocations as f64,
+        mib(hello_rss_init),
+        mib(procfs::peak_rss_kib(hello_pid)),
+    );
+}
+
+/// Runs one function through its first event, `n` warm written events and the events that
+/// must not reach Salesforce, and prints what it cost.
+async fn measure(
+    f: &Function,
+    n: usize,
+    backends: &Backends,
+    env: &[(String, String)],
+    hello: &LambdaProcess,
+) {
+    let path = bin(f.binary);
+    let (function, init) = start(&path, env).await;
+    let pid = procfs::child_pid(&path);
+    let rss_init = procfs::peak_rss_kib(pid);
+    let started = backends.tally();
+    let mut kinds = Vec::new();
+
+    let written_key = |i: usize| format!("{}-written-{i}", f.route);
+    let (status, first) = deliver(&function, f.route, &written_key(0), &f.written(0)).await;
+    expect(&function, &status, "synced");
+    kinds.push((
+        "first event",
+        vec![ms(first)],
+        backends.tally().since(&started),
+    ));
+
+    let before = backends.tally();
+    let cpu_before = procfs::cpu_time(pid);
+    let (mut warm, mut emulators, mut runtime, mut overhead) = (vec![], vec![], vec![], vec![]);
+    for i in 1..=n {
+        let (key, body) = (written_key(i), f.written(i));
+        let busy = backends.emulators_busy();
+        let (status, answered) = deliver(&function, f.route, &key, &body).await;
+        expect(&function, &status, "synced");
+        let in_emulators = backends.emulators_busy() - busy;
+        let (_, round_trip) = deliver(hello, f.route, &key, &body).await;
+        warm.push(ms(answered));
+        emulators.push(ms(in_emulators));
+        runtime.push(ms(round_trip));
+        overhead.push(ms(answered) - ms(in_emulators) - ms(round_trip));
+    }
+    let cpu_per_event = ms(procfs::cpu_time(pid) - cpu_before) / n as f64;
+    kinds.push((
+        "written (warm)",
+        warm.clone(),
+        backends.tally().since(&before),
+    ));
+
+    let no_write: [(&str, &str, EventOf); 4] = [
+        ("duplicate", "duplicate", |f, i| {
+            (format!("{}-written-{i}", f.route), f.written(i))
+        }),
+        ("ignored (other family)", "ignored", |f, i| {
+            (format!("{}-ignored-{i}", f.route), f.foreign())
+        }),
+        ("skipped (no Account)", "skipped", |f, i| {
+            (format!("{}-unlinked-{i}", f.route), f.unlinked(i))
+        }),
+        ("skipped (older state)", "skipped", |f, i| {
+            (format!("{}-older-{i}", f.route), f.older(i))
+        }),
+    ];
+    for (kind, label, event) in no_write {
+        let before = backends.tally();
+        let mut latencies = Vec::new();
+        for i in 1..=NO_WRITE_EVENTS.min(n) {
+            let (key, body) = event(f, i);
+            let (status, answered) = deliver(&function, f.route, &key, &body).await;
+            expect(&function, &status, label);
+            latencies.push(ms(answered));
+        }
+        kinds.push((kind, latencies, backends.tally().since(&before)));
+    }
+
+    let total = backends.tally().since(&started);
+    println!("\n{} (init {:.2} ms in this run)", f.binary, ms(init));
+    println!(
+        "  warm, {n} written events: p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&warm, 0.5),
+        percentile(&warm, 0.99)
+    );
+    println!(
+        "  in moto and the stand-in p50 {:.2} ms; Runtime API round trip (hello) p50 {:.2} ms",
+        percentile(&emulators, 0.5),
+        percentile(&runtime, 0.5)
+    );
+    println!(
+        "  overhead beyond the emulators p50 {:.2} ms, p99 {:.2} ms; CPU {cpu_per_event:.3} ms/event",
+        percentile(&overhead, 0.5),
+        percentile(&overhead, 0.99),
+    );
+    println!(
+        "  peak RSS {:.1} MiB after init, {:.1} MiB after all events; Salesforce token requests {}",
+        mib(rss_init),
+        mib(procfs::peak_rss_kib(pid)),
+        total.tokens
+    );
+    println!(
+        "  {:<24} {:>6} {:>8} {:>12} {:>7}  AWS requests/event",
+        "events", "n", "p50 ms", "Salesforce/ev", "tokens"
+    );
+    for (kind, latencies, tally) in &kinds {
+        let count = latencies.len() as f64;
+        println!(
+            "  {kind:<24} {:>6} {:>8.2} {:>12.2} {:>7}  {}",
+            latencies.len(),
+            percentile(latencies, 0.5),
+            tally.salesforce as f64 / count,
+            tally.tokens,
+            tally.aws_per_event(count)
+        );
+    }
+}
+
+/// A table and a secret in moto, and a Salesforce stand-in, each behind a metering proxy.
+struct Backends {
+    aws: MeteringProxy,
+    salesforce: MeteringProxy,
+    table: String,
+    secret: String,
+    standin: Standin,
+}
+
+impl Backends {
+    async fn start(moto: &Moto) -> Backends {
+        let (table, secret) = (unique_name("bench"), unique_name("bench"));
+        moto.create_table(&table).await;
+        moto.create_secret(&secret, &events::secret_json(HMAC_KEY))
+            .await;
+        let standin = Standin::start(StandinConfig {
+            api_limit: u64::from(u32::MAX),
+            ..StandinConfig::default()
+        })
+        .await;
+        Backends {
+            aws: MeteringProxy::start(moto.endpoint()).await,
+            salesforce: MeteringProxy::start(&standin.url()).await,
+            table,
+            secret,
+            standin,
+        }
+    }
+
+    /// A function's environment, as template.yaml sets it, with the emulators behind the proxies.
+    fn function_env(&self, moto: &Moto) -> Vec<(String, String)> {
+        let mut env = moto.env();
+        env.extend(
+            [
+                ("AWS_ENDPOINT_URL_DYNAMODB", self.aws.url.clone()),
+                ("AWS_ENDPOINT_URL_SECRETS_MANAGER", self.aws.url.clone()),
+                ("SECRET_ID", self.secret.clone()),
+                ("IDEMPOTENCY_TABLE", self.table.clone()),
+                ("SALESFORCE_URL", self.salesforce.url.clone()),
+                ("SALESFORCE_API_VERSION", "62.0".to_owned()),
+                ("AWS_LAMBDA_LOG_LEVEL", "INFO".to_owned()),
+            ]
+            .map(|(name, value)| (name.to_owned(), value)),
+        );
+        env
+    }
+
+    fn tally(&self) -> Tally {
+        let stats = self.standin.stats();
+        Tally {
+            salesforce: stats.rest_requests,
+            tokens: stats.token_requests,
+            aws: self.aws.counts(),
+        }
+    }
+
+    /// The time moto and the stand-in have spent on requests so far.
+    fn emulators_busy(&self) -> Duration {
+        self.aws.busy() + self.salesforce.busy()
+    }
+}
+
+/// Requests the backends received: Salesforce REST calls, token requests, AWS by operation.
+struct Tally {
+    salesforce: u64,
+    tokens: u64,
+    aws: Counts,
+}
+
+impl Tally {
+    fn since(&self, before: &Tally) -> Tally {
+        let aws = self
+            .aws
+            .iter()
+            .map(|(op, n)| (op.clone(), n - before.aws.get(op).copied().unwrap_or(0)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        Tally {
+            salesforce: self.salesforce - before.salesforce,
+            tokens: self.tokens - before.tokens,
+            aws,
+        }
+    }
+
+    /// E.g. `UpdateItem 3.00, GetSecretValue 1.00`, or `0`.
+    fn aws_per_event(&self, events: f64) -> String {
+        let ops: Vec<String> = self
+            .aws
+            .iter()
+            .map(|(op, n)| {
+                let name = op.rsplit('.').next().unwrap_or(op);
+                format!("{name} {:.2}", *n as f64 / events)
+            })
+            .collect();
+        if ops.is_empty() {
+            "0".to_owned()
+        } else {
+            ops.join(", ")
+        }
+    }
+}
+
+/// Starts `binary` and waits for its first `/invocation/next`: its init time.
+async fn start(binary: &Path, env: &[(String, String)]) -> (LambdaProcess, Duration) {
+    let process = LambdaProcess::start(binary, env).await;
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(init) = process.time_to_first_next() {
+            return (process, init);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not poll for an event:\n{}",
+            binary.display(),
+            process.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Sends `body`, signed and keyed, as API Gateway would; the answer's `status` and the round trip.
+async fn deliver(
+    function: &LambdaProcess,
+    route: &str,
+    key: &str,
+    body: &[u8],
+) -> (String, Duration) {
+    let event = HttpEvent::webhook(route)
+        .headers(signed_headers(HMAC_KEY, key, body))
+        .body(body.to_vec())
+        .to_json();
+    let started = Instant::now();
+    let invocation = function.invoke(event, TIMEOUT).await;
+    let elapsed = started.elapsed();
+    let Invocation::Response(answer) = invocation else {
+        panic!("no answer: {invocation:?}\n{}", function.logs());
+    };
+    let (_, _, answer) = response(&answer);
+    let status = answer["status"].as_str().unwrap_or_default().to_owned();
+    (status, elapsed)
+}
+
+fn expect(function: &LambdaProcess, status: &str, expected: &str) {
+    assert_eq!(status, expected, "{}", function.logs());
+}
+
+/// A binary built beside this one (target/release).
+fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("this program's path");
+    exe.with_file_name(name)
+}
+
+/// The value after `name` on the command line, else `default`.
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == name) {
+        None => default,
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} takes a number")),
+    }
+}
+
+/// The `--env NAME=VALUE` options.
+fn extra_env() -> Vec<(String, String)> {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2)
+        .filter(|pair| pair[0] == "--env")
+        .map(|pair| {
+            let (name, value) = pair[1].split_once('=').expect("--env takes NAME=VALUE");
+            (name.to_owned(), value.to_owned())
+        })
+        .collect()
+}
+
+/// Nearest-rank percentile, `q` in 0..=1.
+fn percentile(samples: &[f64], q: f64) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
