@@ -121,13 +121,7 @@ impl IdempotencyStore for DynamoDbStore {
             .expression_attribute_values(":now_ms", n(now_ms))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        applied(result)
     }
 
     async fn finish(&self, key: &str, finish: &Finish<'_>) -> Result<(), StoreError> {
@@ -313,13 +307,7 @@ impl IdempotencyStore for DynamoDbStore {
             .expression_attribute_values(":now_ms", n(now_ms))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        applied(result)
     }
 
     async fn load_checkpoint(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -474,6 +462,17 @@ const INDEXED: [&str; 7] = [
     "error_message",
     "first_parked_at",
 ];
+
+/// A conditional update's verdict: applied, or refused by its condition.
+fn applied<T, R>(result: Result<T, SdkError<UpdateItemError, R>>) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+            Ok(false)
+        }
+        Err(e) => Err(unavailable(e)),
+    }
+}
 
 fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
