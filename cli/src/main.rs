@@ -169,7 +169,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     if cli.table.is_empty() {
         return Err("set --table or IDEMPOTENCY_TABLE".into());
     }
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = lago_sync::transport::aws_config_loader().load().await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     if let Command::CreateTable = cli.command {
         create_table(&client, &cli.table)

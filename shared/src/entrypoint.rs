@@ -11,7 +11,6 @@ use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_config::timeout::TimeoutConfig;
-use aws_config::BehaviorVersion;
 use base64::{engine::general_purpose::STANDARD, Engine};
 use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use lambda_http::http::{header::CONTENT_TYPE, HeaderMap, HeaderValue};
@@ -24,7 +23,7 @@ use crate::pipeline::{App, Delivery, Outcome};
 use crate::salesforce::SalesforceClient;
 use crate::secrets::SecretCache;
 use crate::store::{DynamoDbStore, IdempotencyStore};
-use crate::{redrive, telemetry, Family};
+use crate::{redrive, telemetry, transport, Family};
 
 /// The whole `main` of a webhook function binary. Returned as a trait object so that the
 /// runtime's deeply nested future is compiled here once, not in each binary.
@@ -66,7 +65,7 @@ pub async fn build(config: &Config) -> App<DynamoDbStore> {
         .connect_timeout(Duration::from_secs(2))
         .operation_timeout(Duration::from_secs(5))
         .build();
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
+    let sdk = transport::aws_config_loader()
         .timeout_config(timeouts)
         .load()
         .await;

@@ -104,10 +104,9 @@ impl std::fmt::Debug for LagoApi {
 impl LagoApi {
     /// `lago_api_url` is [`crate::config::Config::lago_api_url`] (already without `/api/v1`).
     pub fn new(lago_api_url: &str, api_key: &str) -> Self {
-        let http = reqwest::Client::builder()
+        let http = crate::transport::client_builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(TIMEOUT)
-            .user_agent(concat!("lago-salesforce-sync/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the TLS backend initialises");
         LagoApi {

@@ -4,7 +4,7 @@
 //! Reading order: [`lago`] (what Lago sends), [`signature`], [`mapping`] (Lago object in,
 //! Salesforce record out), [`salesforce`], [`store`] (idempotency and ordering),
 //! [`secrets`], [`pipeline`] (the steps and the answers of the contract), [`entrypoint`],
-//! [`redrive`] (the scheduled retry of stored events), and for the operator commands
+//! [`redrive`] (the scheduled retry of stored events), [`transport`] (the one HTTP stack), and for the operator commands
 //! [`lago_api`] and [`backfill`] (the initial sync).
 
 // The Lambda runtime's layered service future is deeper than the default limit allows.
@@ -24,5 +24,6 @@ pub mod secrets;
 pub mod signature;
 pub mod store;
 pub mod telemetry;
+pub mod transport;
 
 pub use family::Family;

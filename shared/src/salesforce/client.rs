@@ -49,9 +49,8 @@ pub struct SalesforceClient {
 impl SalesforceClient {
     /// `base_url` is the org's My Domain URL; `api_version` digits such as `62.0`.
     pub fn new(base_url: &str, api_version: &str) -> Self {
-        let http = reqwest::Client::builder()
+        let http = crate::transport::client_builder()
             .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!("lago-salesforce-sync/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the TLS backend initialises");
         SalesforceClient {
