@@ -148,6 +148,26 @@ fn foreign_event(route: &str) -> Vec<u8> {
     events::body(webhook_type, "x", Some(ACCOUNT), json!({}))
 }
 
+/// The functions trust compiled-in roots: a cold start reads no system certificate store
+/// (it cost most of the init time) and does not depend on the image's layout of one.
+#[tokio::test]
+async fn a_function_starts_and_syncs_without_a_system_certificate_store() {
+    let nowhere = "/nonexistent/lago-sync-certificates";
+    let s = stack(
+        "invoice-webhook",
+        "invoice",
+        &[("SSL_CERT_FILE", nowhere), ("SSL_CERT_DIR", nowhere)],
+    )
+    .await;
+    let body = events::body("invoice.created", "inv-1", Some(ACCOUNT), json!({}));
+    let (status, answer) = s.deliver("d1", &body).await;
+    assert_eq!(
+        (status, answer["status"].clone()),
+        (200, json!("synced")),
+        "{answer}"
+    );
+}
+
 #[tokio::test]
 async fn an_expired_token_is_renewed_and_the_event_still_syncs() {
     let s = stack("invoice-webhook", "invoice", &[]).await;

@@ -1,6 +1,5 @@
 //! Lambda function for Lago credit note webhooks (`POST /webhooks/credit-note`).
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    lago_sync::entrypoint::run(lago_sync::Family::CreditNote).await
+fn main() -> Result<(), lambda_http::Error> {
+    lago_sync::entrypoint::run(lago_sync::Family::CreditNote)
 }

@@ -1,6 +1,5 @@
 //! Lambda function for Lago customer webhooks (`POST /webhooks/customer`).
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    lago_sync::entrypoint::run(lago_sync::Family::Customer).await
+fn main() -> Result<(), lambda_http::Error> {
+    lago_sync::entrypoint::run(lago_sync::Family::Customer)
 }

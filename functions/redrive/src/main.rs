@@ -1,6 +1,5 @@
 //! Lambda function run by an EventBridge schedule: retries the queued events that are due.
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    lago_sync::entrypoint::run_redrive().await
+fn main() -> Result<(), lambda_http::Error> {
+    lago_sync::entrypoint::run_redrive()
 }

@@ -1,6 +1,5 @@
 //! Lambda function for Lago subscription webhooks (`POST /webhooks/subscription`).
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    lago_sync::entrypoint::run(lago_sync::Family::Subscription).await
+fn main() -> Result<(), lambda_http::Error> {
+    lago_sync::entrypoint::run(lago_sync::Family::Subscription)
 }

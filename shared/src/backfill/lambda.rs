@@ -2,8 +2,6 @@
 //! BackfillFunction`): it runs until 30 s before its deadline and answers the summary;
 //! `finished: false` means invoke it again, and it resumes from the checkpoints.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
@@ -30,8 +28,8 @@ struct Request {
 }
 
 /// The whole `main` of the backfill function.
-pub fn run_function() -> Pin<Box<dyn Future<Output = Result<(), lambda_http::Error>>>> {
-    Box::pin(async move {
+pub fn run_function() -> Result<(), lambda_http::Error> {
+    entrypoint::on_one_thread(async move {
         telemetry::init();
         let config =
             Config::from_env().inspect_err(|e| error!(error = %e, "invalid configuration"))?;
