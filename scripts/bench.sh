@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The benchmarks of BENCHMARKS.md: the pure hot path (criterion); the release-built function
 # binaries under a Lambda Runtime API emulator with moto and the Salesforce stand-in, beside
-# a bare lambda_http hello-world (tests/src/bin/lambda-bench); the stripped binary sizes,
+# a bare lambda_http hello-world (tests/src/bin/lambda-bench); one DynamoDB call through the
+# AWS SDK against a bare HTTP POST (tests/src/bin/sdk-overhead); the stripped binary sizes,
 # x86_64 and arm64 (cargo lambda, which brings Zig).
-# Usage: scripts/bench.sh [hot-path] [lambda] [sizes]     (default: all three)
+# Usage: scripts/bench.sh [hot-path] [lambda] [sdk] [sizes]     (default: all four)
 #   EVENTS=500  warm written events per function     INITS=20  spawns per binary for init times
+#   CALLS=3000  DynamoDB calls per client in the sdk step
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,13 +15,13 @@ export PATH="$(scripts/tools.sh local)/bin:$PATH"
 target="${CARGO_TARGET_DIR:-target}"
 functions=(customer-webhook subscription-webhook invoice-webhook credit-note-webhook)
 steps=("$@")
-[ $# -gt 0 ] || steps=(hot-path lambda sizes)
+[ $# -gt 0 ] || steps=(hot-path lambda sdk sizes)
 
 # The functions alone, with their own features as the deploy build has them (Makefile); then
 # the bench programs, which leaves the function binaries as they are.
 build() {
   nice -n 10 cargo build --release "${functions[@]/#/--package=}"
-  nice -n 10 cargo build --release --package=sync-testkit --bin lambda-bench --bin hello-lambda
+  nice -n 10 cargo build --release --package=sync-testkit --bin lambda-bench --bin hello-lambda --bin sdk-overhead
 }
 
 size() { # LABEL FILE
@@ -34,6 +36,9 @@ for step in "${steps[@]}"; do
     lambda)
       build
       "$target/release/lambda-bench" --events "${EVENTS:-500}" --inits "${INITS:-20}" ;;
+    sdk)
+      build
+      "$target/release/sdk-overhead" --calls "${CALLS:-3000}" ;;
     sizes)
       build
       echo "x86_64: $target/release/<binary> (release profile: opt-level s, LTO, 1 codegen unit, stripped)"
@@ -41,6 +46,6 @@ for step in "${steps[@]}"; do
       nice -n 10 cargo lambda build --release --arm64 --lambda-dir "$target/lambda" "${functions[@]/#/--package=}"
       echo "arm64: $target/lambda/<binary>/bootstrap (cargo lambda build --release --arm64)"
       for bin in "${functions[@]}"; do size "$bin" "$target/lambda/$bin/bootstrap"; done ;;
-    *) echo "bench.sh: unknown step $step (hot-path, lambda, sizes)" >&2; exit 2 ;;
+    *) echo "bench.sh: unknown step $step (hot-path, lambda, sdk, sizes)" >&2; exit 2 ;;
   esac
 done

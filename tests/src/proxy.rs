@@ -5,9 +5,8 @@
 //! Hop-by-hop headers are not forwarded: moto answers every request with `Connection: close`,
 //! but clients keep their connection to the proxy, as they would to DynamoDB.
 //!
-//! A request with the header [`BASELINE`] is answered by the proxy itself, `200 {}`, neither
-//! forwarded nor counted: its round trip is what a client pays for the hop to the proxy and
-//! back, the part of an emulator's latency that the meter does not see.
+//! A request with the header [`BASELINE`] is forwarded and metered apart, and not counted:
+//! a bench's own requests, made to learn what a bare client pays beyond the metered time.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -21,7 +20,7 @@ use axum::Router;
 
 pub type Counts = BTreeMap<String, u64>;
 
-/// The header that makes the proxy answer a request itself.
+/// The header that marks a bench's own request: metered apart, not counted.
 pub const BASELINE: &str = "x-metering-baseline";
 
 pub struct MeteringProxy {
@@ -39,6 +38,7 @@ struct Upstream {
 struct Meter {
     counts: Counts,
     busy: Duration,
+    baseline_busy: Duration,
 }
 
 impl MeteringProxy {
@@ -62,19 +62,22 @@ impl MeteringProxy {
         self.state.meter.lock().unwrap().counts.clone()
     }
 
-    /// The emulator's time on all requests so far.
+    /// The emulator's time on all requests so far, not counting [`BASELINE`] ones.
     pub fn busy(&self) -> Duration {
         self.state.meter.lock().unwrap().busy
+    }
+
+    /// The emulator's time on the [`BASELINE`] requests so far.
+    pub fn baseline_busy(&self) -> Duration {
+        self.state.meter.lock().unwrap().baseline_busy
     }
 }
 
 async fn forward(State(upstream): State<Arc<Upstream>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = to_bytes(body, usize::MAX).await.expect("request body");
-    if parts.headers.contains_key(BASELINE) {
-        return Response::new(Body::from("{}"));
-    }
     let started = Instant::now();
+    let baseline = parts.headers.contains_key(BASELINE);
     let operation = parts
         .headers
         .get("x-amz-target")
@@ -98,8 +101,12 @@ async fn forward(State(upstream): State<Arc<Upstream>>, request: Request) -> Res
 
     {
         let mut meter = upstream.meter.lock().unwrap();
-        *meter.counts.entry(operation).or_default() += 1;
-        meter.busy += started.elapsed();
+        if baseline {
+            meter.baseline_busy += started.elapsed();
+        } else {
+            *meter.counts.entry(operation).or_default() += 1;
+            meter.busy += started.elapsed();
+        }
     }
     response.body(Body::from(body)).expect("a valid response")
 }
