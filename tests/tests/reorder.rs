@@ -54,6 +54,30 @@ fn version_of(updated_at: &str) -> i64 {
     (dt.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// A lifecycle whose events the guard orders by `updated_at`: each state is (name, webhook
+/// type, payload overrides including `updated_at`) for the object `id`.
+fn dated_lifecycle<const N: usize>(
+    family: Family,
+    object: &'static str,
+    id: &str,
+    states: [(&'static str, &str, Value); N],
+    calls_per_write: u64,
+) -> Lifecycle {
+    Lifecycle {
+        family,
+        object,
+        events: states
+            .into_iter()
+            .map(|(name, webhook_type, overrides)| Event {
+                name,
+                version: version_of(overrides["updated_at"].as_str().unwrap()),
+                body: events::body(webhook_type, id, Some(ACCOUNT), overrides),
+            })
+            .collect(),
+        calls_per_write,
+    }
+}
+
 fn subscription_lifecycle() -> Lifecycle {
     let id = "sub-reorder-1";
     let started = events::body(
@@ -126,19 +150,7 @@ fn invoice_lifecycle() -> Lifecycle {
                    "updated_at": "2025-03-09T17:45:00.250Z"}),
         ),
     ];
-    Lifecycle {
-        family: Family::Invoice,
-        object: "Lago_Invoice__c",
-        events: states
-            .into_iter()
-            .map(|(name, webhook_type, overrides)| Event {
-                name,
-                version: version_of(overrides["updated_at"].as_str().unwrap()),
-                body: events::body(webhook_type, id, Some(ACCOUNT), overrides),
-            })
-            .collect(),
-        calls_per_write: 1,
-    }
+    dated_lifecycle(Family::Invoice, "Lago_Invoice__c", id, states, 1)
 }
 
 fn credit_note_lifecycle() -> Lifecycle {
@@ -156,19 +168,7 @@ fn credit_note_lifecycle() -> Lifecycle {
                    "updated_at": "2025-03-05T08:00:07Z"}),
         ),
     ];
-    Lifecycle {
-        family: Family::CreditNote,
-        object: "Lago_Credit_Note__c",
-        events: states
-            .into_iter()
-            .map(|(name, webhook_type, overrides)| Event {
-                name,
-                version: version_of(overrides["updated_at"].as_str().unwrap()),
-                body: events::body(webhook_type, id, Some(ACCOUNT), overrides),
-            })
-            .collect(),
-        calls_per_write: 2,
-    }
+    dated_lifecycle(Family::CreditNote, "Lago_Credit_Note__c", id, states, 2)
 }
 
 /// All orderings of `0..n`, in lexicographic order (the identity first).
