@@ -104,6 +104,7 @@ pub async fn answer<S: IdempotencyStore>(
         webhook_type = tracing::field::Empty,
         lago_id = tracing::field::Empty,
         outcome = tracing::field::Empty,
+        api_usage = tracing::field::Empty,
     );
     let outcome = async {
         let body = match raw_body(&request) {

@@ -80,6 +80,7 @@ pub async fn run_at<S: IdempotencyStore>(
                 attempts = event.attempts,
                 lago_id = tracing::field::Empty,
                 outcome = tracing::field::Empty,
+                api_usage = tracing::field::Empty,
             );
             let label = retry_one(app, &event, max_age, now_ms())
                 .instrument(span)

@@ -393,6 +393,13 @@ async fn logs_are_json_carry_the_delivery_and_never_a_secret() {
             );
             assert_eq!(span["lago_id"], json!("cn-1"), "{line}");
             outcomes.push(span["outcome"].clone());
+            // Written events carry the org's API usage from Sforce-Limit-Info.
+            let usage = span["api_usage"].as_str().unwrap_or_default();
+            assert_eq!(
+                usage.starts_with("api-usage="),
+                span["outcome"] == json!("synced"),
+                "{line}"
+            );
         }
     }
     assert_eq!(
@@ -400,6 +407,8 @@ async fn logs_are_json_carry_the_delivery_and_never_a_secret() {
         [json!("synced"), json!("synced"), json!("skipped")],
         "{logs}"
     );
+    // The usage rides on the event's lines, not on a line of its own per call.
+    assert!(!logs.contains("Salesforce answered"), "{logs}");
 }
 
 #[tokio::test]
