@@ -3,10 +3,15 @@
 # binaries under a Lambda Runtime API emulator with moto and the Salesforce stand-in, beside
 # a bare lambda_http hello-world (tests/src/bin/lambda-bench); one DynamoDB call through the
 # AWS SDK against a bare HTTP POST (tests/src/bin/sdk-overhead); the stripped binary sizes,
-# x86_64 and arm64 (cargo lambda, which brings Zig).
-# Usage: scripts/bench.sh [hot-path] [lambda] [sdk] [sizes]     (default: all four)
+# x86_64 and arm64 (cargo lambda, which brings Zig); and, only when named, the ablation: the
+# functions' warm overhead with their three DynamoDB writes through the AWS SDK against the
+# same writes as bare HTTP requests (scripts/ablation/sdk-free-dynamodb.patch, applied to a
+# scratch copy of the tree and built in its own target directory, about 8 minutes cold).
+# Usage: scripts/bench.sh [hot-path] [lambda] [sdk] [sizes] [ablation]
+#        (default: the first four)
 #   EVENTS=500  warm written events per function     INITS=20  spawns per binary for init times
 #   CALLS=3000  DynamoDB calls per client in the sdk step
+#   ROUNDS=3    alternated SDK / bare runs in the ablation step
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,6 +27,33 @@ steps=("$@")
 build() {
   nice -n 10 cargo build --release "${functions[@]/#/--package=}"
   nice -n 10 cargo build --release --package=sync-testkit --bin lambda-bench --bin hello-lambda --bin sdk-overhead
+}
+
+# Same binaries both ways: BARE_DDB switches the patched store, so each pair is a fair A/B.
+ablation() {
+  # Outside the repository, where `git apply` patches the files under the current directory.
+  local scratch="${TMPDIR:-/tmp}/lago-sync-ablation" target_abs
+  target_abs="$(mkdir -p "$target" && cd "$target" && pwd)"
+  rm -rf "$scratch" && mkdir -p "$scratch"
+  git ls-files -z --cached --others --exclude-standard \
+    | tar --null --ignore-failed-read -T - -cf - | tar -xf - -C "$scratch"
+  (
+    cd "$scratch"
+    git apply "$root/scripts/ablation/sdk-free-dynamodb.patch"
+    export CARGO_TARGET_DIR="$target_abs/ablation"
+    build
+    for round in $(seq "${ROUNDS:-3}"); do
+      for dynamodb in sdk bare; do
+        local env=()
+        [ "$dynamodb" = sdk ] || env=(--env BARE_DDB=1)
+        echo "round $round, the three DynamoDB writes through the $dynamodb client:"
+        "$CARGO_TARGET_DIR/release/lambda-bench" --events "${EVENTS:-500}" --inits 2 "${env[@]}" \
+          | awk '/^[a-z-]+-webhook \(init/ { name = $1 }
+                 /overhead beyond the emulators/ { print "  " name ": " $0 }'
+      done
+    done
+  )
+  rm -rf "$scratch"
 }
 
 size() { # LABEL FILE
@@ -46,6 +78,8 @@ for step in "${steps[@]}"; do
       nice -n 10 cargo lambda build --release --arm64 --lambda-dir "$target/lambda" "${functions[@]/#/--package=}"
       echo "arm64: $target/lambda/<binary>/bootstrap (cargo lambda build --release --arm64)"
       for bin in "${functions[@]}"; do size "$bin" "$target/lambda/$bin/bootstrap"; done ;;
-    *) echo "bench.sh: unknown step $step (hot-path, lambda, sdk, sizes)" >&2; exit 2 ;;
+    ablation)
+      ablation ;;
+    *) echo "bench.sh: unknown step $step (hot-path, lambda, sdk, sizes, ablation)" >&2; exit 2 ;;
   esac
 done
