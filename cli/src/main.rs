@@ -8,11 +8,12 @@ mod setup;
 mod webhooks;
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
+use lago_sync::clock::now_ms;
 use lago_sync::config::Config;
-use lago_sync::store::{create_table, DynamoDbStore, IdempotencyStore, Status, StoredDelivery};
+use lago_sync::store::{create_table, DynamoDbStore, EventQueue, Status, StoredDelivery};
 use lago_sync::{entrypoint, redrive, telemetry};
 
 #[derive(Parser)]
@@ -44,20 +45,10 @@ enum Command {
     },
     /// Put failed or dead events back in the queue, due now; the scheduled redrive (every
     /// 2 minutes) retries them. Fix the cause in Salesforce first.
-    Redrive {
-        /// Delivery keys as `list` shows them; or select with the filters below.
-        keys: Vec<String>,
-        /// Every failed or dead event (combine with --family, --error-code).
-        #[arg(long)]
-        all: bool,
-        #[arg(long)]
-        family: Option<String>,
-        #[arg(long)]
-        error_code: Option<String>,
-        /// Show what would be requeued, change nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
+    Redrive(Selection),
+    /// Remove failed or dead events for good: stored events never expire on their own, so
+    /// that nothing is lost unless an operator decides so.
+    Discard(Selection),
     /// Run one redrive pass here, as the scheduled function does (needs the functions'
     /// settings: SECRET_ID, SALESFORCE_URL, …).
     RunRedrive,
@@ -94,6 +85,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Failed or dead events, named or filtered.
+#[derive(clap::Args)]
+struct Selection {
+    /// Delivery keys as `list` shows them; or select with the filters below.
+    keys: Vec<String>,
+    /// Every failed or dead event (combine with --family, --error-code).
+    #[arg(long)]
+    all: bool,
+    #[arg(long)]
+    family: Option<String>,
+    #[arg(long)]
+    error_code: Option<String>,
+    /// Show what would be done, change nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -189,43 +197,13 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             print_events(&events, json);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Redrive {
-            keys,
-            all,
-            family,
-            error_code,
-            dry_run,
-        } => {
-            let selected: Vec<StoredDelivery> = if keys.is_empty() {
-                if !all && family.is_none() && error_code.is_none() {
-                    return Err(
-                        "name delivery keys, or select with --all, --family or --error-code".into(),
-                    );
-                }
-                parked(&store, &[Status::Failed, Status::Dead], usize::MAX)
-                    .await?
-                    .into_iter()
-                    .filter(|e| family.as_ref().is_none_or(|f| &e.family == f))
-                    .filter(|e| {
-                        error_code
-                            .as_ref()
-                            .is_none_or(|c| e.error_code.as_ref() == Some(c))
-                    })
-                    .collect()
-            } else {
-                let mut found = Vec::new();
-                for key in &keys {
-                    found.push(
-                        store
-                            .load(key)
-                            .await
-                            .map_err(|e| e.to_string())?
-                            .ok_or(format!("no event {key}"))?,
-                    );
-                }
-                found
-            };
-            requeue(&store, &selected, dry_run).await
+        Command::Redrive(selection) => {
+            let selected = select(&store, &selection).await?;
+            apply(&store, Action::Requeue, &selected, selection.dry_run).await
+        }
+        Command::Discard(selection) => {
+            let selected = select(&store, &selection).await?;
+            apply(&store, Action::Discard, &selected, selection.dry_run).await
         }
         Command::RunRedrive
         | Command::CreateTable
@@ -252,38 +230,99 @@ async fn parked(
     Ok(events)
 }
 
-async fn requeue(
+async fn select(
     store: &DynamoDbStore,
+    selection: &Selection,
+) -> Result<Vec<StoredDelivery>, String> {
+    let Selection {
+        keys,
+        all,
+        family,
+        error_code,
+        ..
+    } = selection;
+    if keys.is_empty() {
+        if !all && family.is_none() && error_code.is_none() {
+            return Err(
+                "name delivery keys, or select with --all, --family or --error-code".into(),
+            );
+        }
+        return Ok(parked(store, &[Status::Failed, Status::Dead], usize::MAX)
+            .await?
+            .into_iter()
+            .filter(|e| family.as_ref().is_none_or(|f| &e.family == f))
+            .filter(|e| {
+                error_code
+                    .as_ref()
+                    .is_none_or(|c| e.error_code.as_ref() == Some(c))
+            })
+            .collect());
+    }
+    let mut found = Vec::new();
+    for key in keys {
+        found.push(
+            store
+                .load(key)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or(format!("no event {key}"))?,
+        );
+    }
+    Ok(found)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Requeue,
+    Discard,
+}
+
+impl Action {
+    fn verb(self) -> (&'static str, &'static str) {
+        match self {
+            Action::Requeue => ("requeue", "requeued"),
+            Action::Discard => ("discard", "discarded"),
+        }
+    }
+}
+
+async fn apply(
+    store: &DynamoDbStore,
+    action: Action,
     events: &[StoredDelivery],
     dry_run: bool,
 ) -> Result<ExitCode, String> {
+    let (verb, done) = action.verb();
     let mut refused = 0;
     for event in events {
         if dry_run {
             println!(
-                "would requeue {} ({}, {})",
+                "would {verb} {} ({}, {})",
                 event.key,
                 event.status.as_str(),
                 event.webhook_type
             );
             continue;
         }
-        if store
-            .requeue(&event.key, now_ms())
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            println!("requeued {}", event.key);
+        let applied = match action {
+            Action::Requeue => store.requeue(&event.key, now_ms()).await,
+            Action::Discard => store.discard(&event.key).await,
+        };
+        if applied.map_err(|e| e.to_string())? {
+            println!("{done} {}", event.key);
         } else {
             refused += 1;
-            eprintln!("not requeued (not failed or dead): {}", event.key);
+            eprintln!("not {done} (not failed or dead): {}", event.key);
         }
     }
     if !dry_run {
-        println!(
-            "{} event(s) requeued; the redrive retries them within 2 minutes",
-            events.len() - refused
-        );
+        let count = events.len() - refused;
+        match action {
+            Action::Requeue => {
+                println!("{count} event(s) requeued; the redrive retries them within 2 minutes")
+            }
+            Action::Discard => println!("{count} event(s) discarded"),
+        }
     }
     Ok(if refused == 0 {
         ExitCode::SUCCESS
@@ -337,11 +376,4 @@ fn human(ms: i64) -> String {
         7200..=172_799 => format!("{}h", s / 3600),
         _ => format!("{}d", s / 86_400),
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }

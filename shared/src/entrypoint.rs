@@ -7,7 +7,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use aws_config::timeout::TimeoutConfig;
 use base64::{engine::general_purpose::STANDARD, Engine};
@@ -21,8 +21,8 @@ use crate::config::Config;
 use crate::pipeline::{App, Delivery, Outcome};
 use crate::salesforce::SalesforceClient;
 use crate::secrets::SecretCache;
-use crate::store::{DynamoDbStore, IdempotencyStore};
-use crate::{redrive, telemetry, transport, Family};
+use crate::store::{DynamoDbStore, Store};
+use crate::{clock, redrive, telemetry, transport, Family};
 
 /// The whole `main` of a webhook function binary.
 pub fn run(family: Family) -> Result<(), lambda_http::Error> {
@@ -89,7 +89,7 @@ pub async fn build(config: &Config) -> App<DynamoDbStore> {
     }
 }
 
-pub async fn answer<S: IdempotencyStore>(
+pub async fn answer<S: Store>(
     app: &App<S>,
     family: Family,
     event: LambdaEvent<ApiGatewayV2httpRequest>,
@@ -145,7 +145,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Lambda sends the deadline as epoch milliseconds; `cargo lambda watch` sends a duration
 /// (600000), which would read as long past. A deadline not in the future is not a deadline.
 fn effective_deadline(sent_epoch_ms: u64) -> i64 {
-    let now = now_epoch_ms();
+    let now = clock::now_ms();
     match i64::try_from(sent_epoch_ms) {
         Ok(deadline) if deadline > now => deadline,
         _ => now + DEFAULT_TIMEOUT.as_millis() as i64,
@@ -153,14 +153,7 @@ fn effective_deadline(sent_epoch_ms: u64) -> i64 {
 }
 
 fn instant_of(epoch_ms: i64) -> Instant {
-    Instant::now() + Duration::from_millis(epoch_ms.saturating_sub(now_epoch_ms()).max(0) as u64)
-}
-
-fn now_epoch_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+    Instant::now() + Duration::from_millis(epoch_ms.saturating_sub(clock::now_ms()).max(0) as u64)
 }
 
 fn response(outcome: &Outcome) -> ApiGatewayV2httpResponse {
@@ -179,7 +172,7 @@ mod tests {
 
     #[test]
     fn a_deadline_in_the_past_is_replaced_by_the_function_timeout() {
-        let now = now_epoch_ms();
+        let now = clock::now_ms();
         let in_ten = (now + 10_000) as u64;
         assert_eq!(effective_deadline(in_ten), in_ten as i64);
         for unusable in [600_000, 0, u64::MAX] {

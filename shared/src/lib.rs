@@ -11,6 +11,7 @@
 #![recursion_limit = "256"]
 
 pub mod backfill;
+pub mod clock;
 pub mod config;
 pub mod entrypoint;
 pub mod family;

@@ -4,14 +4,14 @@
 //! is what makes a longer Salesforce outage lose nothing.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tracing::{info, warn, Instrument};
 
 use crate::pipeline::App;
-use crate::store::{Finish, IdempotencyStore, Status, StoreError, StoredDelivery};
-use crate::telemetry;
+use crate::store::{Park, Status, Store, StoreError, StoredDelivery};
+use crate::{clock, telemetry};
 
 /// Events fetched per index query.
 const BATCH: usize = 25;
@@ -37,16 +37,16 @@ pub struct Report {
 }
 
 /// One redrive run, ending before `deadline`.
-pub async fn run_once<S: IdempotencyStore>(
+pub async fn run_once<S: Store>(
     app: &App<S>,
     max_age: Duration,
     deadline: Instant,
 ) -> Result<Report, StoreError> {
-    run_at(app, max_age, deadline, epoch_ms).await
+    run_at(app, max_age, deadline, clock::now_ms).await
 }
 
 /// [`run_once`] with the run's clock given, so that tests can make events due or old.
-pub async fn run_at<S: IdempotencyStore>(
+pub async fn run_at<S: Store>(
     app: &App<S>,
     max_age: Duration,
     deadline: Instant,
@@ -107,7 +107,7 @@ pub async fn run_at<S: IdempotencyStore>(
 }
 
 /// Claims and retries one due event; returns its outcome's label, or `busy`.
-async fn retry_one<S: IdempotencyStore>(
+async fn retry_one<S: Store>(
     app: &App<S>,
     event: &StoredDelivery,
     max_age: Duration,
@@ -133,26 +133,25 @@ async fn retry_one<S: IdempotencyStore>(
     Ok(label)
 }
 
-async fn bury<S: IdempotencyStore>(
+async fn bury<S: Store>(
     app: &App<S>,
     stored: &StoredDelivery,
     now_ms: i64,
 ) -> Result<(), StoreError> {
     warn!(error_code = ?stored.error_code, "event retried until its maximum age; now dead");
-    let finish = Finish::Parked {
-        status: Status::Dead,
+    let park = Park {
+        key: &stored.key,
+        record: &stored.record,
+        family: &stored.family,
+        webhook_type: &stored.webhook_type,
+        body_sha256: &stored.body_sha256,
         body: stored.body.as_deref().unwrap_or_default(),
+        status: Status::Dead,
         error_code: stored.error_code.as_deref().unwrap_or_default(),
         error_message: stored.error_message.as_deref().unwrap_or_default(),
         now_ms,
         due_at_ms: now_ms,
+        only_if_new: false,
     };
-    app.store.finish(&stored.key, &finish).await
-}
-
-fn epoch_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+    app.store.park(&park).await.map(drop)
 }

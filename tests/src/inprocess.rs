@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use lago_sync::pipeline::{App, Delivery, Outcome};
 use lago_sync::salesforce::SalesforceClient;
 use lago_sync::secrets::{SecretCache, Secrets};
-use lago_sync::store::{delivery_key, IdempotencyStore, MemoryStore, StoredDelivery};
+use lago_sync::store::{delivery_key, EventQueue, MemoryStore, StoredDelivery};
 use lago_sync::Family;
 use serde_json::Value;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use lago_sync::backfill::{Options, SKIP_DRAFT, SKIP_NEWER};
 use lago_sync::pipeline::Outcome;
-use lago_sync::store::{DynamoDbStore, IdempotencyStore, MemoryStore, Status};
+use lago_sync::store::{DynamoDbStore, EventQueue, MemoryStore, Status, Store};
 use lago_sync::Family;
 use serde_json::{json, Value};
 use sync_testkit::events::HMAC_KEY;
@@ -24,7 +24,7 @@ const OBJECTS: [&str; 4] = [
     "Lago_Credit_Note__c",
 ];
 
-fn calls_by_object(rig: &Rig<impl IdempotencyStore>) -> Vec<u64> {
+fn calls_by_object(rig: &Rig<impl Store>) -> Vec<u64> {
     let by_object = rig.salesforce.stats().rest_requests_by_object;
     OBJECTS
         .iter()
@@ -37,7 +37,7 @@ fn batches(n: usize) -> u64 {
 }
 
 /// Lago ids sent to Salesforce for `object`, over every request, with repetitions.
-fn sent_ids(rig: &Rig<impl IdempotencyStore>, object: &str) -> Vec<String> {
+fn sent_ids(rig: &Rig<impl Store>, object: &str) -> Vec<String> {
     rig.salesforce
         .requests()
         .iter()

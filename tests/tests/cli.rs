@@ -1,9 +1,9 @@
 //! The operator command line (`lago-sync`) against moto: create the table, list stored
-//! events, requeue failed ones. Build it first: `cargo build --workspace --bins`.
+//! events, requeue and discard failed ones. Build it first: `cargo build --workspace --bins`.
 
 use std::process::Command;
 
-use lago_sync::store::{ClaimRequest, DynamoDbStore, Finish, IdempotencyStore, Status};
+use lago_sync::store::{DynamoDbStore, EventQueue, Park, Status};
 use sync_testkit::inprocess::epoch_ms;
 use sync_testkit::lambda::binary_path;
 use sync_testkit::moto::{unique_name, Moto};
@@ -36,24 +36,21 @@ async fn an_operator_lists_and_requeues_failed_events() {
         ("delivery#invoice#a", Status::Failed, "INVALID_FIELD"),
         ("delivery#invoice#b", Status::Queued, "SERVER_UNAVAILABLE"),
     ] {
-        let claim = ClaimRequest {
+        let park = Park {
             key,
-            body_sha256: "h",
+            record: "Lago_Invoice__c/inv-1",
             family: "invoice",
             webhook_type: "invoice.created",
-            now_ms: now,
-            lease_until_ms: now + 20_000,
-        };
-        store.claim(&claim).await.unwrap();
-        let finish = Finish::Parked {
-            status,
+            body_sha256: "h",
             body: b"{}",
+            status,
             error_code: code,
             error_message: "m",
             now_ms: now,
             due_at_ms: now + 60_000,
+            only_if_new: false,
         };
-        store.finish(key, &finish).await.unwrap();
+        assert!(store.park(&park).await.unwrap());
     }
 
     let (ok, out, _) = lago_sync(moto, &table, &["list"]);
@@ -95,4 +92,36 @@ async fn an_operator_lists_and_requeues_failed_events() {
     );
     let (ok, _, err) = lago_sync(moto, &table, &["redrive", "delivery#invoice#a"]);
     assert!(!ok && err.contains("not requeued"), "{err}");
+
+    // Stored events never expire: only an operator removes one, and only a failed or
+    // dead one.
+    let (ok, out, _) = lago_sync(
+        moto,
+        &table,
+        &["discard", "delivery#invoice#b", "--dry-run"],
+    );
+    assert!(
+        ok && out.contains("would discard delivery#invoice#b"),
+        "{out}"
+    );
+    let (ok, _, err) = lago_sync(moto, &table, &["discard", "delivery#invoice#b"]);
+    assert!(!ok && err.contains("not discarded"), "{err}");
+    let park = Park {
+        key: "delivery#invoice#b",
+        record: "Lago_Invoice__c/inv-1",
+        family: "invoice",
+        webhook_type: "invoice.created",
+        body_sha256: "h",
+        body: b"{}",
+        status: Status::Dead,
+        error_code: "SERVER_UNAVAILABLE",
+        error_message: "m",
+        now_ms: now,
+        due_at_ms: now,
+        only_if_new: false,
+    };
+    store.park(&park).await.unwrap();
+    let (ok, out, _) = lago_sync(moto, &table, &["discard", "--all"]);
+    assert!(ok && out.contains("1 event(s) discarded"), "{out}");
+    assert_eq!(store.load("delivery#invoice#b").await.unwrap(), None);
 }

@@ -9,7 +9,7 @@ use lago_sync::pipeline::{App, Outcome};
 use lago_sync::redrive::run_at;
 use lago_sync::salesforce::SalesforceClient;
 use lago_sync::secrets::{SecretCache, Secrets};
-use lago_sync::store::{delivery_key, DynamoDbStore, IdempotencyStore};
+use lago_sync::store::{delivery_key, DynamoDbStore, EventQueue};
 use lago_sync::Family;
 use serde_json::{json, Value};
 use sync_testkit::events::{self, ACCOUNT, HMAC_KEY};

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use lago_sync::store::{DynamoDbStore, IdempotencyStore, Status};
+use lago_sync::store::{DynamoDbStore, EventQueue, Status};
 use serde_json::json;
 use sync_testkit::events::{secret_json, HMAC_KEY};
 use sync_testkit::lago_standin::{account_id, Dataset, LagoStandin, API_KEY};

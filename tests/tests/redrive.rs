@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lago_sync::redrive::{run_at, Report};
-use lago_sync::store::{IdempotencyStore, Status};
+use lago_sync::store::{EventQueue, Status};
 use lago_sync::Family;
 use serde_json::{json, Value};
 use sync_testkit::events::{self, ACCOUNT};

@@ -5,20 +5,21 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 use super::customers::Directory;
 use super::summary::{ObjectSummary, SKIP_DRAFT, SKIP_NEWER, SKIP_NO_ACCOUNT};
 use super::{park, BackfillError, Run};
 use crate::lago::Envelope;
-use crate::mapping::{self, MappingError, Plan, SalesforceWrite, Target};
+use crate::mapping::{self, MappingError, Plan, SalesforceWrite};
 use crate::salesforce::SalesforceError;
-use crate::store::IdempotencyStore;
-use crate::Family;
+use crate::store::{delivery_key, Lease, Release, Store, Take, Taken};
+use crate::{clock, Family};
 
-/// Ordering-guard writes in flight at once: enough to hide DynamoDB's latency, few
+/// Record leases taken or let go at once: enough to hide DynamoDB's latency, few
 /// enough not to throttle a table in on-demand mode.
 const GUARD_CONCURRENCY: usize = 25;
 /// Longest wait for one Salesforce request when no deadline is given.
@@ -38,7 +39,14 @@ struct Mapped {
     plan: Plan,
 }
 
-impl<S: IdempotencyStore> Batch<'_, '_, S> {
+/// A mapped record whose Salesforce record this run holds, and what became of its write.
+struct Held {
+    mapped: Mapped,
+    lease: Lease,
+    written: bool,
+}
+
+impl<S: Store> Batch<'_, '_, S> {
     pub async fn write(
         &self,
         items: &[Value],
@@ -51,43 +59,63 @@ impl<S: IdempotencyStore> Batch<'_, '_, S> {
             summary.written += mapped.len() as u64;
             return Ok(());
         }
-        let ready = self.guard(mapped, summary).await?;
         let deadline = self
             .run
             .options
             .stop_at
             .map_or_else(|| Instant::now() + REQUEST_BUDGET, |at| at + AFTER_STOP);
+        let mut held = self.take(mapped, deadline, summary).await?;
+        let written = self.send(&mut held, deadline, summary).await;
+        // Let every record go, written or not, before an error ends the run.
+        self.let_go(held).await?;
+        written
+    }
+
+    async fn send(
+        &self,
+        held: &mut [Held],
+        deadline: Instant,
+        summary: &mut ObjectSummary,
+    ) -> Result<(), BackfillError> {
         let salesforce = &self.run.app.salesforce;
-        let writes: Vec<&SalesforceWrite> = ready.iter().map(|m| &m.plan.write).collect();
+        let writes: Vec<&SalesforceWrite> = held.iter().map(|h| &h.mapped.plan.write).collect();
         let results = salesforce
             .write_collection(self.run.credentials, &writes, true, deadline)
             .await?;
         let mut unlinked = Vec::new();
-        for (record, result) in ready.iter().zip(results) {
+        for (at, result) in results.into_iter().enumerate() {
+            let plan = &held[at].mapped.plan;
             match result {
-                Ok(_) => summary.written += 1,
+                Ok(_) => {
+                    held[at].written = true;
+                    summary.written += 1;
+                }
                 // In a collection a credit note whose invoice is missing fails alone; it is
                 // written without the link in one more request, as the webhook does.
-                Err(e) if e.is_missing_parent() && record.plan.write.reference.is_some() => {
-                    unlinked.push(record)
+                Err(e) if e.is_missing_parent() && plan.write.reference.is_some() => {
+                    unlinked.push(at)
                 }
-                Err(e) => self.failed(record, &e, summary).await?,
+                Err(e) => self.failed(&held[at].mapped, &e, summary).await?,
             }
         }
         if unlinked.is_empty() {
             return Ok(());
         }
-        let writes: Vec<&SalesforceWrite> = unlinked.iter().map(|m| &m.plan.write).collect();
+        let writes: Vec<&SalesforceWrite> = unlinked
+            .iter()
+            .map(|&at| &held[at].mapped.plan.write)
+            .collect();
         let results = salesforce
             .write_collection(self.run.credentials, &writes, false, deadline)
             .await?;
-        for (record, result) in unlinked.into_iter().zip(results) {
+        for (at, result) in unlinked.into_iter().zip(results) {
             match result {
                 Ok(_) => {
+                    held[at].written = true;
                     summary.written += 1;
                     summary.links_dropped += 1;
                 }
-                Err(e) => self.failed(record, &e, summary).await?,
+                Err(e) => self.failed(&held[at].mapped, &e, summary).await?,
             }
         }
         Ok(())
@@ -135,35 +163,75 @@ impl<S: IdempotencyStore> Batch<'_, '_, S> {
         mapped
     }
 
-    /// The ordering guard of the webhooks, record by record: an older state than one a
-    /// webhook already wrote is skipped.
-    async fn guard(
+    /// Takes each record as a webhook would: one that a webhook is writing, or that holds
+    /// a newer state, is skipped. The delivery key names the state (`backfill-<lago_id>-
+    /// <body hash>`), so a rerun skips what it wrote and writes what changed since.
+    async fn take(
         &self,
         mapped: Vec<Mapped>,
+        deadline: Instant,
         summary: &mut ObjectSummary,
-    ) -> Result<Vec<Mapped>, BackfillError> {
+    ) -> Result<Vec<Held>, BackfillError> {
         let store = &self.run.app.store;
-        let now_ms = epoch_ms();
-        let mut ready = Vec::with_capacity(mapped.len());
+        let left = deadline.saturating_duration_since(Instant::now());
+        let lease_until_ms = clock::now_ms() + left.as_millis() as i64;
+        let family = self.family.as_str();
+        let mut held = Vec::with_capacity(mapped.len());
         let mut rest = mapped.into_iter().peekable();
         while rest.peek().is_some() {
             let group: Vec<Mapped> = rest.by_ref().take(GUARD_CONCURRENCY).collect();
             let verdicts = join_all(group.iter().map(|m| async move {
-                match &m.plan.order {
-                    Some(stamp) => store.advance_order(stamp, now_ms).await,
-                    None => Ok(true),
-                }
+                let hash = hex::encode(Sha256::digest(&m.body));
+                let unique = format!("backfill-{}-{}", m.plan.lago_id, &hash[..12]);
+                let take = Take {
+                    record: &m.plan.record(),
+                    delivery: &delivery_key(family, &unique),
+                    body_sha256: &hash,
+                    version: m.plan.version(),
+                    family,
+                    lago_ref: &m.plan.lago_ref,
+                    now_ms: clock::now_ms(),
+                    lease_until_ms,
+                    retry: true,
+                };
+                store.take(&take).await
             }))
             .await;
-            for (record, verdict) in group.into_iter().zip(verdicts) {
-                if verdict? {
-                    ready.push(record);
-                } else {
-                    summary.skip(SKIP_NEWER);
+            for (mapped, verdict) in group.into_iter().zip(verdicts) {
+                match verdict? {
+                    Taken::Leased(lease) => held.push(Held {
+                        mapped,
+                        lease,
+                        written: false,
+                    }),
+                    _ => summary.skip(SKIP_NEWER),
                 }
             }
         }
-        Ok(ready)
+        Ok(held)
+    }
+
+    /// Lets the records go: the written ones with their version; a refused one is stored
+    /// under its own key by [`Self::failed`], so its lease just ends.
+    async fn let_go(&self, held: Vec<Held>) -> Result<(), BackfillError> {
+        let store = &self.run.app.store;
+        for group in held.chunks(GUARD_CONCURRENCY) {
+            let released = join_all(group.iter().map(|h| {
+                let release = match h.written {
+                    true => Release::Written {
+                        version: h.mapped.plan.version(),
+                        now_ms: clock::now_ms(),
+                    },
+                    false => Release::Abandoned,
+                };
+                async move { store.release(&h.lease, &release).await }
+            }))
+            .await;
+            for result in released {
+                result?;
+            }
+        }
+        Ok(())
     }
 
     async fn failed(
@@ -176,6 +244,7 @@ impl<S: IdempotencyStore> Batch<'_, '_, S> {
         let stored_as = park::park(
             &self.run.app.store,
             self.family,
+            &record.plan.record(),
             lago_id,
             &record.body,
             error,
@@ -190,14 +259,11 @@ impl<S: IdempotencyStore> Batch<'_, '_, S> {
 /// when several Lago customers share an Account, the most recently updated one wins,
 /// as with the webhooks.
 fn newest_per_target(mapped: Vec<Mapped>, summary: &mut ObjectSummary) -> Vec<Mapped> {
-    let version = |m: &Mapped| m.plan.order.as_ref().map(|o| o.version);
+    let version = |m: &Mapped| m.plan.version();
     let mut kept: Vec<Mapped> = Vec::with_capacity(mapped.len());
     let mut index: HashMap<String, usize> = HashMap::new();
     for record in mapped {
-        let target = match &record.plan.write.target {
-            Target::Account { id } => format!("Account/{id}"),
-            Target::Upsert { object, lago_id } => format!("{object}/{lago_id}"),
-        };
+        let target = record.plan.record();
         match index.get(&target) {
             Some(&at) => {
                 if version(&record) > version(&kept[at]) {
@@ -239,11 +305,4 @@ async fn join_all<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
         .into_iter()
         .map(|o| o.expect("every future completed"))
         .collect()
-}
-
-fn epoch_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }

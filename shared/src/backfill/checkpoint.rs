@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::BackfillError;
-use crate::store::{checkpoint_key, IdempotencyStore};
+use crate::store::{checkpoint_key, Checkpoints};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Checkpoint {
@@ -29,7 +29,7 @@ impl Default for Checkpoint {
     }
 }
 
-pub(super) async fn load<S: IdempotencyStore>(
+pub(super) async fn load<S: Checkpoints>(
     store: &S,
     scope: &str,
     object: &str,
@@ -44,7 +44,7 @@ pub(super) async fn load<S: IdempotencyStore>(
         .unwrap_or_default())
 }
 
-pub(super) async fn save<S: IdempotencyStore>(
+pub(super) async fn save<S: Checkpoints>(
     store: &S,
     scope: &str,
     object: &str,

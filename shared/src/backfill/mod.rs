@@ -25,7 +25,7 @@ use crate::lago_api::{LagoApi, LagoApiError, Listing, PER_PAGE};
 use crate::pipeline::App;
 use crate::salesforce::{Credentials, SalesforceError, MAX_COLLECTION};
 use crate::secrets::SecretsError;
-use crate::store::{IdempotencyStore, StoreError};
+use crate::store::{Store, StoreError};
 use crate::Family;
 
 pub use lambda::run_function;
@@ -79,7 +79,7 @@ impl Default for Options<'_> {
 }
 
 /// The Lago API client, with the key from the functions' secret.
-pub async fn lago_api<S: IdempotencyStore>(
+pub async fn lago_api<S: Store>(
     app: &App<S>,
     lago_api_url: &str,
 ) -> Result<LagoApi, BackfillError> {
@@ -93,7 +93,7 @@ pub async fn lago_api<S: IdempotencyStore>(
 
 /// One backfill run. An `Err` means it could not start; a run that stops part-way
 /// answers its summary with `stopped` set, and the next run resumes.
-pub async fn run<S: IdempotencyStore>(
+pub async fn run<S: Store>(
     app: &App<S>,
     lago: &LagoApi,
     options: &Options<'_>,
@@ -152,7 +152,7 @@ struct Run<'a, S> {
     scope: String,
 }
 
-impl<S: IdempotencyStore> Run<'_, S> {
+impl<S: Store> Run<'_, S> {
     /// Pages through one object from its checkpoint; `summary.done` when it got to the end.
     async fn object(
         &self,

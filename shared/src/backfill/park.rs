@@ -8,16 +8,12 @@
 //! is mapped exactly like a received one, so `list`, `redrive` and the redrive function
 //! need nothing new, and a newer webhook state still wins.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use sha2::{Digest, Sha256};
 
 use crate::pipeline::retry_delay_ms;
 use crate::salesforce::{Class, SalesforceError};
-use crate::store::{
-    delivery_key, Claim, ClaimRequest, Finish, IdempotencyStore, Status, StoreError,
-};
-use crate::Family;
+use crate::store::{delivery_key, EventQueue, Park, Status, StoreError};
+use crate::{clock, Family};
 
 /// A webhook type the family writes: the one Lago sends when such a record is made
 /// (`customer.updated` for Accounts, which are only ever updated; subscriptions have no
@@ -33,46 +29,33 @@ pub(super) fn webhook_type(family: Family) -> &'static str {
 
 /// Stores the refused record for redrive: queued for a transient error, failed for a
 /// permanent one. `None` when an earlier run already stored it under that key.
-pub(super) async fn park<S: IdempotencyStore>(
+pub(super) async fn park<S: EventQueue>(
     store: &S,
     family: Family,
+    record: &str,
     lago_id: &str,
     body: &[u8],
     error: &SalesforceError,
 ) -> Result<Option<String>, StoreError> {
     let key = delivery_key(family.as_str(), &format!("backfill-{lago_id}"));
-    let body_sha256 = hex::encode(Sha256::digest(body));
-    let now_ms = epoch_ms();
-    let claim = ClaimRequest {
-        key: &key,
-        body_sha256: &body_sha256,
-        family: family.as_str(),
-        webhook_type: webhook_type(family),
-        now_ms,
-        lease_until_ms: now_ms + 60_000,
-    };
-    if let Claim::Taken(_) = store.claim(&claim).await? {
-        return Ok(None);
-    }
+    let now_ms = clock::now_ms();
     let (status, due_at_ms) = match error.class {
         Class::Transient => (Status::Queued, now_ms + retry_delay_ms(1)),
         Class::Permanent => (Status::Failed, now_ms),
     };
-    let finish = Finish::Parked {
-        status,
+    let park = Park {
+        key: &key,
+        record,
+        family: family.as_str(),
+        webhook_type: webhook_type(family),
+        body_sha256: &hex::encode(Sha256::digest(body)),
         body,
+        status,
         error_code: &error.code,
         error_message: &error.message,
         now_ms,
         due_at_ms,
+        only_if_new: true,
     };
-    store.finish(&key, &finish).await?;
-    Ok(Some(key))
-}
-
-fn epoch_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+    Ok(store.park(&park).await?.then_some(key))
 }

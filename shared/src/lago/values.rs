@@ -71,6 +71,28 @@ lago_enum!(InvoiceStatus {
 
 lago_enum!(PaymentStatus { Pending = "pending", Succeeded = "succeeded", Failed = "failed" });
 
+/// Lifecycle positions that break ties between two states stamped in the same second
+/// (contract §7.1). Values a payload may not carry, or that Lago adds later, rank lowest.
+impl InvoiceStatus {
+    pub fn rank(&self) -> u8 {
+        match self {
+            InvoiceStatus::Draft | InvoiceStatus::Pending | InvoiceStatus::Failed => 0,
+            InvoiceStatus::Finalized | InvoiceStatus::Unknown(_) => 1,
+            InvoiceStatus::Voided => 2,
+        }
+    }
+}
+
+impl PaymentStatus {
+    pub fn rank(&self) -> u8 {
+        match self {
+            PaymentStatus::Pending | PaymentStatus::Unknown(_) => 0,
+            PaymentStatus::Failed => 1,
+            PaymentStatus::Succeeded => 2,
+        }
+    }
+}
+
 lago_enum!(InvoiceType {
     Subscription = "subscription",
     AddOn = "add_on",
@@ -83,6 +105,26 @@ lago_enum!(InvoiceType {
 lago_enum!(CreditStatus { Available = "available", Consumed = "consumed", Voided = "voided" });
 
 lago_enum!(RefundStatus { Pending = "pending", Succeeded = "succeeded", Failed = "failed" });
+
+impl CreditStatus {
+    pub fn rank(&self) -> u8 {
+        match self {
+            CreditStatus::Available | CreditStatus::Unknown(_) => 0,
+            CreditStatus::Consumed => 1,
+            CreditStatus::Voided => 2,
+        }
+    }
+}
+
+impl RefundStatus {
+    pub fn rank(&self) -> u8 {
+        match self {
+            RefundStatus::Pending | RefundStatus::Unknown(_) => 0,
+            RefundStatus::Failed => 1,
+            RefundStatus::Succeeded => 2,
+        }
+    }
+}
 
 lago_enum!(CreditNoteReason {
     DuplicatedCharge = "duplicated_charge",

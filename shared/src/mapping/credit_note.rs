@@ -51,6 +51,10 @@ pub(super) fn plan(note: &CreditNote) -> Result<Plan, MappingError> {
             parent_field: LAGO_ID_FIELD,
             value: id.to_owned(),
         });
-    let order = order_by_updated_at(OBJECT, lago_id, &note.updated_at)?;
+    let stage = stage(
+        note.credit_status.as_ref().map(|s| s.rank()),
+        note.refund_status.as_ref().map(|s| s.rank()),
+    );
+    let order = order_by_updated_at(OBJECT, lago_id, &note.updated_at, stage)?;
     Ok(upsert(OBJECT, lago_id, record, reference, order))
 }

@@ -36,6 +36,11 @@ pub(super) fn plan(customer: &Customer) -> Result<Plan, MappingError> {
     });
     Ok(Plan {
         lago_id: lago_id.to_owned(),
+        lago_ref: customer
+            .external_id
+            .as_deref()
+            .unwrap_or(lago_id)
+            .to_owned(),
         write: SalesforceWrite {
             target: Target::Account { id: account },
             fields: record.0,

@@ -43,6 +43,10 @@ pub(super) fn plan(invoice: &Invoice) -> Result<Plan, MappingError> {
         .set_opt("Total_Amount__c", total)
         .set_opt("Currency__c", currency.map(|c| text(c, 3)))
         .set_opt("File_Url__c", url_opt(&invoice.file_url));
-    let order = order_by_updated_at(OBJECT, lago_id, &invoice.updated_at)?;
+    let stage = stage(
+        invoice.status.as_ref().map(|s| s.rank()),
+        invoice.payment_status.as_ref().map(|s| s.rank()),
+    );
+    let order = order_by_updated_at(OBJECT, lago_id, &invoice.updated_at, stage)?;
     Ok(upsert(OBJECT, lago_id, record, None, order))
 }

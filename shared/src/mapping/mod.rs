@@ -60,8 +60,25 @@ pub struct OrderStamp {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub lago_id: String,
+    /// The id Lago's API finds the object by (`external_id` for customers and
+    /// subscriptions, `lago_id` otherwise): how the redrive reads its current state.
+    pub lago_ref: String,
     pub write: SalesforceWrite,
     pub order: Option<OrderStamp>,
+}
+
+impl Plan {
+    /// The Salesforce record this plan writes, `<object>/<id>`: what the store guards.
+    pub fn record(&self) -> String {
+        match &self.write.target {
+            Target::Account { id } => format!("Account/{id}"),
+            Target::Upsert { object, lago_id } => format!("{object}/{lago_id}"),
+        }
+    }
+
+    pub fn version(&self) -> Option<i64> {
+        self.order.as_ref().map(|o| o.version)
+    }
 }
 
 #[derive(Debug, Error)]
@@ -209,15 +226,27 @@ fn embedded_account(
     account_id(customer)
 }
 
+/// Orders by `updated_at` and, within one (Lago stamps whole seconds), by the lifecycle
+/// stage `stage` (below [`STAGES`]), so that `invoice.created` and an immediate
+/// `payment_status_updated` of the same second keep their order (contract §7.1).
 fn order_by_updated_at(
     object: &str,
     lago_id: &str,
     updated_at: &Option<String>,
+    stage: u8,
 ) -> Result<Option<OrderStamp>, MappingError> {
-    Ok(updated_at_version(updated_at)?.map(|version| OrderStamp {
+    Ok(updated_at_version(updated_at)?.map(|ms| OrderStamp {
         record: format!("{object}/{lago_id}"),
-        version,
+        version: ms * STAGES + i64::from(stage),
     }))
+}
+
+/// Room for the lifecycle stages of one `updated_at`.
+const STAGES: i64 = 100;
+
+/// Two lifecycle dimensions as one stage: the first decides, the second breaks its ties.
+fn stage(first: Option<u8>, second: Option<u8>) -> u8 {
+    first.unwrap_or(0) * 10 + second.unwrap_or(0)
 }
 
 fn upsert(
@@ -229,6 +258,7 @@ fn upsert(
 ) -> Plan {
     Plan {
         lago_id: lago_id.to_owned(),
+        lago_ref: lago_id.to_owned(),
         write: SalesforceWrite {
             target: Target::Upsert {
                 object,

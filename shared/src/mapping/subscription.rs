@@ -41,5 +41,13 @@ pub(super) fn plan(subscription: &Subscription) -> Result<Plan, MappingError> {
         record: format!("{OBJECT}/{lago_id}"),
         version: i64::from(status.rank()),
     });
-    Ok(upsert(OBJECT, lago_id, record, None, order))
+    let mut plan = upsert(OBJECT, lago_id, record, None, order);
+    if let Some(external_id) = subscription
+        .external_id
+        .as_deref()
+        .filter(|e| !e.is_empty())
+    {
+        plan.lago_ref = external_id.to_owned();
+    }
+    Ok(plan)
 }

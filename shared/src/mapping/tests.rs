@@ -124,7 +124,8 @@ fn objects_map_to_records() {
                 "Total_Amount__c": 1234.56, "Currency__c": "USD",
             }),
             target: upsert("Lago_Invoice__c", "inv-1"),
-            order: Some(("Lago_Invoice__c/inv-1", 1_740_824_102_000)),
+            // updated_at in ms, × 100, + the stage: finalized (1) × 10 + payment pending (0).
+            order: Some(("Lago_Invoice__c/inv-1", 174_082_410_200_010)),
         },
         Case {
             name: "invoice: JPY has no minor unit; file_url once generated",
@@ -181,7 +182,8 @@ fn objects_map_to_records() {
                 "Total_Amount__c": 19.99, "Currency__c": "EUR", "File_Url__c": "https://lago.test/cn-1.pdf",
             }),
             target: upsert("Lago_Credit_Note__c", "cn-1"),
-            order: Some(("Lago_Credit_Note__c/cn-1", 1_665_049_920_000)),
+            // available (0) × 10 + refund pending (0).
+            order: Some(("Lago_Credit_Note__c/cn-1", 166_504_992_000_000)),
         },
     ];
     for case in cases {
@@ -283,5 +285,50 @@ fn unmappable_objects_say_why() {
     for (family, object, expected) in cases {
         let err = plan_of(family, object.clone()).unwrap_err().to_string();
         assert!(err.contains(expected), "{object}: {err}");
+    }
+}
+
+/// Lago stamps whole seconds: states of one second are ordered by their lifecycle stage
+/// (contract §7.1), each list below from the earliest stage to the latest.
+#[test]
+fn states_of_one_second_order_by_lifecycle_stage() {
+    let invoice = |status: &str, payment: &str| {
+        json!({ "lago_id": "i", "status": status, "payment_status": payment,
+                "updated_at": "2025-03-01T10:15:02Z", "customer": customer() })
+    };
+    let note = |credit: &str, refund: &str| {
+        json!({ "lago_id": "c", "credit_status": credit, "refund_status": refund,
+                "updated_at": "2025-03-01T10:15:02Z", "customer": customer() })
+    };
+    let lifecycles = [
+        (
+            Family::Invoice,
+            vec![
+                invoice("draft", "pending"),
+                invoice("finalized", "pending"),
+                invoice("finalized", "failed"),
+                invoice("finalized", "succeeded"),
+                invoice("voided", "succeeded"),
+            ],
+        ),
+        (
+            Family::CreditNote,
+            vec![
+                note("available", "pending"),
+                note("available", "failed"),
+                note("available", "succeeded"),
+                note("consumed", "succeeded"),
+                note("voided", "succeeded"),
+            ],
+        ),
+    ];
+    for (family, states) in lifecycles {
+        let versions: Vec<i64> = states
+            .into_iter()
+            .map(|state| plan_of(family, state).unwrap().version().unwrap())
+            .collect();
+        assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+        // Still below the next second's earliest stage.
+        assert!(versions[4] < (1_740_824_103_000 * 100), "{versions:?}");
     }
 }

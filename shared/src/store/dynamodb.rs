@@ -1,23 +1,40 @@
-//! The DynamoDB store. Every write is a single conditional `UpdateItem`, so that a claim
-//! keeps an event stored earlier for a retry (its body and attempts).
+//! The DynamoDB store, with the in-memory store's semantics: every write is one conditional
+//! request, so each method is as atomic as there under its mutex.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType, TimeToLiveSpecification,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 use flate2::{read::GzDecoder, write::GzEncoder, Compression};
 
+use super::schema::{DUE_AT, EXPIRES_AT, KEY, PARKED};
 use super::*;
 
 type Item = HashMap<String, AttributeValue>;
+
+/// The attributes of a record's lease, which its release removes.
+const HOLDER: [(&str, &str); 6] = [
+    ("#holder", "holder"),
+    ("#hash", "holder_hash"),
+    ("#token", "token"),
+    ("#lease", "lease_until"),
+    ("#parked", PARKED),
+    ("#due", DUE_AT),
+];
+const LET_GO: &str = "REMOVE #holder, #hash, #token, #lease, #parked, #due";
+
+/// No newer state is written. A take without a version passes it with `i64::MAX`: a state
+/// the payload cannot order is written as it comes.
+const NOT_OLDER: &str = "(attribute_not_exists(#written) OR #written <= :version)";
+
+/// Conditional writes refused although the item read back allows them: the item changed
+/// in between (or an emulator did not return the refusing item), so decide again.
+const ATTEMPTS: usize = 3;
 
 pub struct DynamoDbStore {
     client: Client,
@@ -32,188 +49,389 @@ impl DynamoDbStore {
         }
     }
 
-    fn update(
-        &self,
-        key: &str,
-    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    fn update(&self, key: &str) -> UpdateItemFluentBuilder {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(key))
+            .key(KEY, s(key))
     }
-}
 
-impl IdempotencyStore for DynamoDbStore {
-    async fn claim(&self, r: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
-        let result = self
-            .update(r.key)
-            .update_expression(
-                "SET #status = :in_progress, #hash = :hash, #family = :family, #type = :type, \
-                 #lease = :lease, #expires = :expires, #updated = :now_ms",
-            )
-            .condition_expression(
-                "attribute_not_exists(#pk) OR #expires < :now \
-                 OR (#status = :in_progress AND #lease < :now_ms) \
-                 OR ((#status = :queued OR #status = :dead) AND #hash = :hash)",
-            )
-            .set_expression_attribute_names(Some(names(&[
-                ("#pk", "pk"),
-                ("#status", "status"),
-                ("#hash", "body_sha256"),
-                ("#family", "family"),
-                ("#type", "webhook_type"),
-                ("#lease", "lease_until"),
-                ("#expires", "expires_at"),
-                ("#updated", "updated_at"),
-            ])))
-            .expression_attribute_values(":in_progress", s(Status::InProgress.as_str()))
-            .expression_attribute_values(":queued", s(Status::Queued.as_str()))
-            .expression_attribute_values(":dead", s(Status::Dead.as_str()))
-            .expression_attribute_values(":hash", s(r.body_sha256))
-            .expression_attribute_values(":family", s(r.family))
-            .expression_attribute_values(":type", s(r.webhook_type))
-            .expression_attribute_values(":lease", n(r.lease_until_ms))
-            .expression_attribute_values(":expires", n(r.now_ms / 1000 + RETENTION_SECS))
-            .expression_attribute_values(":now", n(r.now_ms / 1000))
-            .expression_attribute_values(":now_ms", n(r.now_ms))
+    async fn get(&self, key: &str, consistent: bool) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY, s(key))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(output.item)
+    }
+
+    /// Sends a conditional update and returns the item as it was before, or as it refused
+    /// the update (empty when there is none).
+    async fn swap(&self, key: &str, request: UpdateItemFluentBuilder) -> Result<Swap, StoreError> {
+        let result = request
             .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
-            Ok(output) => {
-                let was_stored = output
-                    .attributes()
-                    .is_some_and(|old| old.contains_key("event_body"));
-                Ok(Claim::Acquired {
-                    previous: was_stored.then_some(Status::Queued),
-                })
-            }
+            Ok(output) => Ok(Swap::Applied(output.attributes.unwrap_or_default())),
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                let old = match e.err() {
-                    UpdateItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
+                let old = match e.into_err() {
+                    UpdateItemError::ConditionalCheckFailedException(refusal) => refusal.item,
                     _ => None,
                 };
                 let old = match old {
                     Some(old) => old,
                     // Emulators may omit the old item; read it instead.
-                    None => self
-                        .get(r.key)
-                        .await?
-                        .ok_or_else(|| StoreError("claim refused but no item".into()))?,
+                    None => self.get(key, true).await?.unwrap_or_default(),
                 };
-                Ok(Claim::Taken(existing(&old)?))
+                Ok(Swap::Refused(old))
             }
             Err(e) => Err(unavailable(e)),
         }
     }
+}
 
-    async fn advance_order(&self, stamp: &OrderStamp, now_ms: i64) -> Result<bool, StoreError> {
-        let result = self
-            .update(&order_key(stamp))
-            .update_expression("SET #version = :version, #updated = :now_ms")
-            .condition_expression("attribute_not_exists(#version) OR #version <= :version")
-            .set_expression_attribute_names(Some(names(&[
-                ("#version", "version"),
-                ("#updated", "updated_at"),
-            ])))
-            .expression_attribute_values(":version", n(stamp.version))
-            .expression_attribute_values(":now_ms", n(now_ms))
+enum Swap {
+    Applied(Item),
+    Refused(Item),
+}
+
+impl RecordGuard for DynamoDbStore {
+    async fn take(&self, take: &Take<'_>) -> Result<Taken, StoreError> {
+        let key = record_key(take.record);
+        let mut condition = format!(
+            "(attribute_not_exists(#holder) \
+             OR (#holder = :delivery AND #hash = :hash AND #lease < :now_ms)) \
+             AND attribute_not_exists(#done.#k) AND {NOT_OLDER}"
+        );
+        if !take.retry {
+            condition += " AND attribute_not_exists(#stored.#k)";
+        }
+        let mut aliases = names(&HOLDER);
+        aliases.extend(names(&[
+            ("#family", "family"),
+            ("#ref", "lago_ref"),
+            ("#done", "done"),
+            ("#stored", "stored"),
+            ("#k", take.delivery),
+            ("#written", "written"),
+        ]));
+        for _ in 0..ATTEMPTS {
+            let token = token();
+            // The maps are created here, so that a release can set and remove their entries.
+            let request = self
+                .update(&key)
+                .update_expression(
+                    "SET #holder = :delivery, #hash = :hash, #token = :token, #lease = :lease, \
+                     #parked = :held, #due = :lease, #family = :family, #ref = :ref, \
+                     #done = if_not_exists(#done, :empty), #stored = if_not_exists(#stored, :empty)",
+                )
+                .condition_expression(&condition)
+                .set_expression_attribute_names(Some(aliases.clone()))
+                .expression_attribute_values(":delivery", s(take.delivery))
+                .expression_attribute_values(":hash", s(take.body_sha256))
+                .expression_attribute_values(":token", s(&token))
+                .expression_attribute_values(":lease", n(take.lease_until_ms))
+                .expression_attribute_values(":held", s(HELD))
+                .expression_attribute_values(":family", s(take.family))
+                .expression_attribute_values(":ref", s(take.lago_ref))
+                .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
+                .expression_attribute_values(":now_ms", n(take.now_ms))
+                .expression_attribute_values(":version", n(take.version.unwrap_or(i64::MAX)));
+            match self.swap(&key, request).await? {
+                Swap::Applied(old) => {
+                    let lease = lease(take.record, take.delivery, take.body_sha256, token, &old)?;
+                    return Ok(Taken::Leased(lease));
+                }
+                Swap::Refused(old) => {
+                    if let Some(refusal) = verdict(&view(&old)?, take) {
+                        return Ok(refusal);
+                    }
+                }
+            }
+        }
+        Err(StoreError(
+            "the record kept changing while being taken".into(),
+        ))
+    }
+
+    async fn release(&self, lease: &Lease, release: &Release) -> Result<bool, StoreError> {
+        let mut aliases = names(&HOLDER);
+        let mut request = self
+            .update(&record_key(&lease.record))
+            .condition_expression("#token = :token")
+            .expression_attribute_values(":token", s(&lease.token));
+        let expression = match release {
+            Release::Written { version, now_ms } => {
+                aliases.extend(names(&[
+                    ("#done", "done"),
+                    ("#stored", "stored"),
+                    ("#k", &lease.delivery),
+                ]));
+                request = request.expression_attribute_values(
+                    ":done",
+                    s(&format!("{now_ms} {}", lease.body_sha256)),
+                );
+                let mut set = "SET #done.#k = :done".to_owned();
+                let mut remove = format!("{LET_GO}, #stored.#k");
+                if let Some(version) = version {
+                    set += ", #written = :version";
+                    aliases.insert("#written".into(), "written".into());
+                    request = request.expression_attribute_values(":version", n(*version));
+                }
+                if let Some(evicted) = &lease.evict {
+                    remove += ", #done.#evicted";
+                    aliases.insert("#evicted".into(), evicted.clone());
+                }
+                format!("{set} {remove}")
+            }
+            Release::Stored(status) => {
+                aliases.extend(names(&[("#stored", "stored"), ("#k", &lease.delivery)]));
+                request = request.expression_attribute_values(":status", s(status.as_str()));
+                format!("SET #stored.#k = :status {LET_GO}")
+            }
+            Release::Abandoned => LET_GO.to_owned(),
+        };
+        let result = request
+            .update_expression(expression)
+            .set_expression_attribute_names(Some(aliases))
             .send()
             .await;
-        applied(result)
+        Ok(conditional(result)?.is_some())
     }
 
-    async fn finish(&self, key: &str, finish: &Finish<'_>) -> Result<(), StoreError> {
-        let request = match *finish {
-            Finish::Completed { outcome, now_ms } => self
-                .update(key)
-                .update_expression(
-                    "SET #status = :status, #outcome = :outcome, #expires = :expires, #updated = :now_ms \
-                     REMOVE #lease, #body, #code, #message, #parked, #due, #first",
-                )
-                .set_expression_attribute_names(Some(names(&[
-                    ("#status", "status"),
-                    ("#outcome", "outcome"),
-                    ("#expires", "expires_at"),
-                    ("#updated", "updated_at"),
-                    ("#lease", "lease_until"),
-                    ("#body", "event_body"),
-                    ("#code", "error_code"),
-                    ("#message", "error_message"),
-                    ("#parked", "parked"),
-                    ("#due", "due_at"),
-                    ("#first", "first_parked_at"),
-                ])))
-                .expression_attribute_values(":status", s(Status::Completed.as_str()))
-                .expression_attribute_values(":outcome", s(outcome))
-                .expression_attribute_values(":expires", n(now_ms / 1000 + RETENTION_SECS))
-                .expression_attribute_values(":now_ms", n(now_ms)),
-            Finish::Parked { status, body, error_code, error_message, now_ms, due_at_ms } => self
-                .update(key)
-                .update_expression(
-                    "SET #status = :status, #parked = :status, #due = :due, #first = if_not_exists(#first, :now_ms), \
-                     #body = :body, #code = :code, #message = :message, \
-                     #attempts = if_not_exists(#attempts, :zero) + :one, #expires = :expires, #updated = :now_ms \
-                     REMOVE #lease",
-                )
-                .set_expression_attribute_names(Some(names(&[
-                    ("#status", "status"),
-                    ("#parked", "parked"),
-                    ("#due", "due_at"),
-                    ("#first", "first_parked_at"),
-                    ("#body", "event_body"),
-                    ("#code", "error_code"),
-                    ("#message", "error_message"),
-                    ("#attempts", "attempts"),
-                    ("#expires", "expires_at"),
-                    ("#updated", "updated_at"),
-                    ("#lease", "lease_until"),
-                ])))
-                .expression_attribute_values(":status", s(status.as_str()))
-                .expression_attribute_values(":due", n(due_at_ms))
-                .expression_attribute_values(":body", AttributeValue::B(Blob::new(gzip(body))))
-                .expression_attribute_values(":code", s(error_code))
-                .expression_attribute_values(":message", s(error_message))
-                .expression_attribute_values(":zero", n(0))
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":expires", n(now_ms / 1000 + RETENTION_SECS))
-                .expression_attribute_values(":now_ms", n(now_ms)),
-        };
-        request.send().await.map(drop).map_err(unavailable)
-    }
-
-    async fn release(&self, key: &str, previous: Option<Status>) -> Result<(), StoreError> {
-        match previous {
-            None => self
+    async fn lapsed(&self, now_ms: i64, limit: usize) -> Result<Vec<Lapsed>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        while found.len() < limit {
+            let page = self
                 .client
-                .delete_item()
+                .query()
                 .table_name(&self.table)
-                .key("pk", s(key))
-                .condition_expression("#status = :in_progress")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":in_progress", s(Status::InProgress.as_str()))
+                .index_name(PARKED_INDEX)
+                .key_condition_expression("#parked = :held AND #due <= :now_ms")
+                .expression_attribute_names("#parked", PARKED)
+                .expression_attribute_names("#due", DUE_AT)
+                .expression_attribute_values(":held", s(HELD))
+                .expression_attribute_values(":now_ms", n(now_ms))
+                .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map(drop)
-                .map_err(unavailable),
-            Some(status) => self
-                .update(key)
-                .update_expression("SET #status = :status REMOVE #lease")
-                .set_expression_attribute_names(Some(names(&[
-                    ("#status", "status"),
-                    ("#lease", "lease_until"),
-                ])))
-                .expression_attribute_values(":status", s(status.as_str()))
-                .send()
-                .await
-                .map(drop)
-                .map_err(unavailable),
+                .map_err(unavailable)?;
+            for indexed in page.items() {
+                // The index lags behind the table and lacks the holder: read the record.
+                let key = text(indexed, KEY).unwrap_or_default();
+                let Some(item) = self.get(&key, true).await? else {
+                    continue;
+                };
+                let (Some(record), Some(holder)) =
+                    (key.strip_prefix(&record_key("")), view(&item)?.holder)
+                else {
+                    continue;
+                };
+                if holder.lease_until_ms <= now_ms {
+                    found.push(Lapsed {
+                        record: record.to_owned(),
+                        delivery: holder.delivery,
+                        family: text(&item, "family").unwrap_or_default(),
+                        lago_ref: text(&item, "lago_ref").unwrap_or_default(),
+                        lease_until_ms: holder.lease_until_ms,
+                    });
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
         }
+        Ok(found)
+    }
+
+    async fn take_lapsed(
+        &self,
+        lapsed: &Lapsed,
+        version: Option<i64>,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Taken, StoreError> {
+        let key = record_key(&lapsed.record);
+        for _ in 0..ATTEMPTS {
+            let token = token();
+            let request = self
+                .update(&key)
+                .update_expression("SET #token = :token, #lease = :lease, #due = :lease")
+                .condition_expression(format!(
+                    "#holder = :delivery AND #lease < :now_ms AND {NOT_OLDER}"
+                ))
+                .set_expression_attribute_names(Some(names(&[
+                    ("#holder", "holder"),
+                    ("#token", "token"),
+                    ("#lease", "lease_until"),
+                    ("#due", DUE_AT),
+                    ("#written", "written"),
+                ])))
+                .expression_attribute_values(":delivery", s(&lapsed.delivery))
+                .expression_attribute_values(":token", s(&token))
+                .expression_attribute_values(":lease", n(lease_until_ms))
+                .expression_attribute_values(":now_ms", n(now_ms))
+                .expression_attribute_values(":version", n(version.unwrap_or(i64::MAX)));
+            let old = match self.swap(&key, request).await? {
+                Swap::Applied(old) => {
+                    let hash = text(&old, "holder_hash").unwrap_or_default();
+                    let lease = lease(&lapsed.record, &lapsed.delivery, &hash, token, &old)?;
+                    return Ok(Taken::Leased(lease));
+                }
+                Swap::Refused(old) => view(&old)?,
+            };
+            let holder = match old.holder {
+                Some(h) if h.delivery == lapsed.delivery && h.lease_until_ms < now_ms => h,
+                other => {
+                    return Ok(Taken::Busy {
+                        holder: other.map(|h| h.delivery).unwrap_or_default(),
+                    })
+                }
+            };
+            let Some(written) = old.written.filter(|w| *w > version.unwrap_or(i64::MAX)) else {
+                continue;
+            };
+            // Nothing is left to write: the lease ends here, unless it changed meanwhile.
+            let result = self
+                .update(&key)
+                .update_expression(LET_GO)
+                .condition_expression("#holder = :delivery AND #lease = :lease")
+                .set_expression_attribute_names(Some(names(&HOLDER)))
+                .expression_attribute_values(":delivery", s(&holder.delivery))
+                .expression_attribute_values(":lease", n(holder.lease_until_ms))
+                .send()
+                .await;
+            if conditional(result)?.is_some() {
+                return Ok(Taken::Older { written });
+            }
+        }
+        Err(StoreError(
+            "the record kept changing while being recovered".into(),
+        ))
+    }
+
+    async fn written(&self, record: &str) -> Result<Option<i64>, StoreError> {
+        let item = self.get(&record_key(record), true).await?;
+        Ok(item.and_then(|item| number(&item, "written")))
+    }
+}
+
+/// The lease of a take that replaced the record item `old`.
+fn lease(
+    record: &str,
+    delivery: &str,
+    body_sha256: &str,
+    token: String,
+    old: &Item,
+) -> Result<Lease, StoreError> {
+    let view = view(old)?;
+    Ok(Lease {
+        record: record.to_owned(),
+        delivery: delivery.to_owned(),
+        body_sha256: body_sha256.to_owned(),
+        token,
+        written: view.written,
+        evict: eviction(&view),
+    })
+}
+
+fn view(item: &Item) -> Result<RecordView, StoreError> {
+    let map = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_m().ok())
+            .into_iter()
+            .flatten()
+    };
+    let done = map("done")
+        .map(|(delivery, value)| {
+            let (at, hash) = value
+                .as_s()
+                .ok()
+                .and_then(|v| v.split_once(' '))
+                .and_then(|(at, hash)| Some((at.parse::<i64>().ok()?, hash.to_owned())))
+                .ok_or_else(|| StoreError("a record item is corrupt".into()))?;
+            Ok((delivery.clone(), (at, hash)))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(RecordView {
+        written: number(item, "written"),
+        holder: text(item, "holder").map(|delivery| Holder {
+            delivery,
+            body_sha256: text(item, "holder_hash").unwrap_or_default(),
+            token: text(item, "token").unwrap_or_default(),
+            lease_until_ms: number(item, "lease_until").unwrap_or_default(),
+        }),
+        done,
+        stored: map("stored")
+            .map(|(delivery, _)| delivery.clone())
+            .collect(),
+    })
+}
+
+impl EventQueue for DynamoDbStore {
+    async fn park(&self, p: &Park<'_>) -> Result<bool, StoreError> {
+        let mut request = self
+            .update(p.key)
+            // No TTL: a stored event is kept until it is completed or discarded.
+            .update_expression(
+                "SET #status = :status, #parked = :status, #due = :due, #record = :record, \
+                 #family = :family, #type = :type, #hash = :hash, #body = :body, #code = :code, \
+                 #message = :message, #attempts = if_not_exists(#attempts, :zero) + :one, \
+                 #first = if_not_exists(#first, :now_ms), #updated = :now_ms \
+                 REMOVE #expires, #lease, #outcome",
+            )
+            .set_expression_attribute_names(Some(names(&[
+                ("#status", "status"),
+                ("#parked", PARKED),
+                ("#due", DUE_AT),
+                ("#record", "record"),
+                ("#family", "family"),
+                ("#type", "webhook_type"),
+                ("#hash", "body_sha256"),
+                ("#body", "event_body"),
+                ("#code", "error_code"),
+                ("#message", "error_message"),
+                ("#attempts", "attempts"),
+                ("#first", "first_parked_at"),
+                ("#updated", "updated_at"),
+                ("#expires", EXPIRES_AT),
+                ("#lease", "lease_until"),
+                ("#outcome", "outcome"),
+            ])))
+            .expression_attribute_values(":status", s(p.status.as_str()))
+            .expression_attribute_values(":due", n(p.due_at_ms))
+            .expression_attribute_values(":record", s(p.record))
+            .expression_attribute_values(":family", s(p.family))
+            .expression_attribute_values(":type", s(p.webhook_type))
+            .expression_attribute_values(":hash", s(p.body_sha256))
+            .expression_attribute_values(":body", AttributeValue::B(Blob::new(gzip(p.body))))
+            .expression_attribute_values(":code", s(p.error_code))
+            .expression_attribute_values(":message", s(p.error_message))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now_ms", n(p.now_ms));
+        if p.only_if_new {
+            request = request
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", KEY);
+        }
+        Ok(conditional(request.send().await)?.is_some())
     }
 
     async fn load(&self, key: &str) -> Result<Option<StoredDelivery>, StoreError> {
-        self.get(key).await?.map(|item| stored(&item)).transpose()
+        self.get(key, true)
+            .await?
+            .map(|item| stored(&item))
+            .transpose()
     }
 
     async fn parked(
@@ -230,14 +448,14 @@ impl IdempotencyStore for DynamoDbStore {
                 .query()
                 .table_name(&self.table)
                 .index_name(PARKED_INDEX)
-                .expression_attribute_names("#parked", "parked")
+                .expression_attribute_names("#parked", PARKED)
                 .expression_attribute_values(":status", s(status.as_str()))
                 .limit(i32::try_from(limit - found.len()).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start);
             query = match due_by_ms {
                 Some(by) => query
                     .key_condition_expression("#parked = :status AND #due <= :by")
-                    .expression_attribute_names("#due", "due_at")
+                    .expression_attribute_names("#due", DUE_AT)
                     .expression_attribute_values(":by", n(by)),
                 None => query.key_condition_expression("#parked = :status"),
             };
@@ -269,8 +487,8 @@ impl IdempotencyStore for DynamoDbStore {
             .set_expression_attribute_names(Some(names(&[
                 ("#status", "status"),
                 ("#lease", "lease_until"),
-                ("#due", "due_at"),
-                ("#parked", "parked"),
+                ("#due", DUE_AT),
+                ("#parked", PARKED),
             ])))
             .expression_attribute_values(":in_progress", s(Status::InProgress.as_str()))
             .expression_attribute_values(":queued", s(Status::Queued.as_str()))
@@ -279,13 +497,41 @@ impl IdempotencyStore for DynamoDbStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(output) => output.attributes.as_ref().map(stored).transpose(),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Ok(None)
-            }
-            Err(e) => Err(unavailable(e)),
+        match conditional(result)? {
+            Some(output) => output.attributes.as_ref().map(stored).transpose(),
+            None => Ok(None),
         }
+    }
+
+    async fn complete(&self, key: &str, outcome: &str, now_ms: i64) -> Result<(), StoreError> {
+        let result = self
+            .update(key)
+            .update_expression(
+                "SET #status = :completed, #outcome = :outcome, #expires = :expires, \
+                 #updated = :now_ms REMOVE #body, #code, #message, #parked, #due, #lease",
+            )
+            // An update creates the item it does not find.
+            .condition_expression("attribute_exists(#pk)")
+            .set_expression_attribute_names(Some(names(&[
+                ("#pk", KEY),
+                ("#status", "status"),
+                ("#outcome", "outcome"),
+                ("#expires", EXPIRES_AT),
+                ("#updated", "updated_at"),
+                ("#body", "event_body"),
+                ("#code", "error_code"),
+                ("#message", "error_message"),
+                ("#parked", PARKED),
+                ("#due", DUE_AT),
+                ("#lease", "lease_until"),
+            ])))
+            .expression_attribute_values(":completed", s(Status::Completed.as_str()))
+            .expression_attribute_values(":outcome", s(outcome))
+            .expression_attribute_values(":expires", n(now_ms / 1000 + RETENTION_SECS))
+            .expression_attribute_values(":now_ms", n(now_ms))
+            .send()
+            .await;
+        conditional(result).map(drop)
     }
 
     async fn requeue(&self, key: &str, now_ms: i64) -> Result<bool, StoreError> {
@@ -297,8 +543,8 @@ impl IdempotencyStore for DynamoDbStore {
             .condition_expression("#status = :failed OR #status = :dead")
             .set_expression_attribute_names(Some(names(&[
                 ("#status", "status"),
-                ("#parked", "parked"),
-                ("#due", "due_at"),
+                ("#parked", PARKED),
+                ("#due", DUE_AT),
                 ("#first", "first_parked_at"),
             ])))
             .expression_attribute_values(":queued", s(Status::Queued.as_str()))
@@ -307,14 +553,78 @@ impl IdempotencyStore for DynamoDbStore {
             .expression_attribute_values(":now_ms", n(now_ms))
             .send()
             .await;
-        applied(result)
+        Ok(conditional(result)?.is_some())
     }
 
+    async fn discard(&self, key: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(KEY, s(key))
+            .condition_expression("#status = :failed OR #status = :dead")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":failed", s(Status::Failed.as_str()))
+            .expression_attribute_values(":dead", s(Status::Dead.as_str()))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        let Some(deleted) = conditional(result)? else {
+            return Ok(false);
+        };
+        if let Some(record) = deleted
+            .attributes
+            .as_ref()
+            .and_then(|old| text(old, "record"))
+        {
+            // The record's deliveries no longer answer from the discarded event; a record
+            // item that is gone stays gone.
+            let result = self
+                .update(&record_key(&record))
+                .update_expression("REMOVE #stored.#k")
+                .condition_expression("attribute_exists(#pk)")
+                .set_expression_attribute_names(Some(names(&[
+                    ("#pk", KEY),
+                    ("#stored", "stored"),
+                    ("#k", key),
+                ])))
+                .send()
+                .await;
+            conditional(result)?;
+        }
+        Ok(true)
+    }
+}
+
+fn stored(item: &Item) -> Result<StoredDelivery, StoreError> {
+    let body = match item.get("event_body").and_then(|v| v.as_b().ok()) {
+        Some(blob) => Some(gunzip(blob.as_ref())?),
+        None => None,
+    };
+    Ok(StoredDelivery {
+        key: text(item, KEY).unwrap_or_default(),
+        record: text(item, "record").unwrap_or_default(),
+        status: text(item, "status")
+            .and_then(|s| Status::parse(&s))
+            .ok_or_else(|| StoreError("a stored event has no valid status".into()))?,
+        family: text(item, "family").unwrap_or_default(),
+        webhook_type: text(item, "webhook_type").unwrap_or_default(),
+        body_sha256: text(item, "body_sha256").unwrap_or_default(),
+        attempts: number(item, "attempts")
+            .and_then(|a| u32::try_from(a).ok())
+            .unwrap_or(0),
+        error_code: text(item, "error_code"),
+        error_message: text(item, "error_message"),
+        first_parked_at_ms: number(item, "first_parked_at"),
+        due_at_ms: number(item, DUE_AT),
+        body,
+    })
+}
+
+impl Checkpoints for DynamoDbStore {
     async fn load_checkpoint(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .get(key)
-            .await?
-            .and_then(|item| item.get("checkpoint").and_then(|v| v.as_s().ok()).cloned()))
+        let item = self.get(key, true).await?;
+        Ok(item.and_then(|item| text(&item, "checkpoint")))
     }
 
     async fn save_checkpoint(&self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
@@ -332,7 +642,7 @@ impl IdempotencyStore for DynamoDbStore {
                 .client
                 .delete_item()
                 .table_name(&self.table)
-                .key("pk", s(key))
+                .key(KEY, s(key))
                 .send()
                 .await
                 .map(drop)
@@ -341,137 +651,49 @@ impl IdempotencyStore for DynamoDbStore {
     }
 }
 
-impl DynamoDbStore {
-    async fn get(&self, key: &str) -> Result<Option<Item>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(key))
-            .consistent_read(true)
+impl CustomerLinks for DynamoDbStore {
+    async fn link(&self, lago_customer_id: &str, account_id: &str) -> Result<(), StoreError> {
+        // No TTL: a link holds until Lago reports another.
+        self.update(&customer_key(lago_customer_id))
+            .update_expression("SET #account = :account")
+            .expression_attribute_names("#account", "account")
+            .expression_attribute_values(":account", s(account_id))
             .send()
             .await
-            .map_err(unavailable)?;
-        Ok(output.item)
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    async fn linked_account(&self, lago_customer_id: &str) -> Result<Option<String>, StoreError> {
+        // A link changes rarely: an eventually consistent read, at half the cost, will do.
+        let item = self.get(&customer_key(lago_customer_id), false).await?;
+        Ok(item.and_then(|item| text(&item, "account")))
     }
 }
 
-fn existing(item: &Item) -> Result<Existing, StoreError> {
-    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let status = text("status")
-        .and_then(|s| Status::parse(&s))
-        .ok_or_else(|| StoreError("a delivery item has no valid status".into()))?;
-    Ok(Existing {
-        status,
-        body_sha256: text("body_sha256").unwrap_or_default(),
-        error_code: text("error_code"),
-        error_message: text("error_message"),
-    })
-}
-
-fn stored(item: &Item) -> Result<StoredDelivery, StoreError> {
-    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let number = |name: &str| {
-        item.get(name)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<i64>().ok())
-    };
-    let body = match item.get("event_body").and_then(|v| v.as_b().ok()) {
-        Some(blob) => Some(gunzip(blob.as_ref())?),
-        None => None,
-    };
-    let existing = existing(item)?;
-    Ok(StoredDelivery {
-        key: text("pk").unwrap_or_default(),
-        status: existing.status,
-        family: text("family").unwrap_or_default(),
-        webhook_type: text("webhook_type").unwrap_or_default(),
-        attempts: number("attempts")
-            .and_then(|a| u32::try_from(a).ok())
-            .unwrap_or(0),
-        error_code: existing.error_code,
-        error_message: existing.error_message,
-        first_parked_at_ms: number("first_parked_at"),
-        due_at_ms: number("due_at"),
-        body,
-    })
-}
-
-/// Creates the table with the schema of template.yaml (for tests and the local run).
-pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
-    let attribute = |name: &str, kind| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(kind)
-            .build()
-            .expect("complete")
-    };
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .expect("complete")
-    };
-    let index = GlobalSecondaryIndex::builder()
-        .index_name(PARKED_INDEX)
-        .key_schema(key("parked", KeyType::Hash))
-        .key_schema(key("due_at", KeyType::Range))
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::Include)
-                .set_non_key_attributes(Some(INDEXED.iter().map(|a| a.to_string()).collect()))
-                .build(),
-        )
-        .build()
-        .expect("complete");
-    client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attribute("pk", ScalarAttributeType::S))
-        .attribute_definitions(attribute("parked", ScalarAttributeType::S))
-        .attribute_definitions(attribute("due_at", ScalarAttributeType::N))
-        .key_schema(key("pk", KeyType::Hash))
-        .global_secondary_indexes(index)
-        .send()
-        .await
-        .map_err(unavailable)?;
-    let ttl = TimeToLiveSpecification::builder()
-        .attribute_name("expires_at")
-        .enabled(true)
-        .build()
-        .expect("complete");
-    client
-        .update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(ttl)
-        .send()
-        .await
-        .map_err(unavailable)?;
-    Ok(())
-}
-
-/// What the parked index carries besides its keys: all an operator listing shows.
-const INDEXED: [&str; 7] = [
-    "status",
-    "family",
-    "webhook_type",
-    "attempts",
-    "error_code",
-    "error_message",
-    "first_parked_at",
-];
-
-/// A conditional update's verdict: applied, or refused by its condition.
-fn applied<T, R>(result: Result<T, SdkError<UpdateItemError, R>>) -> Result<bool, StoreError> {
+/// A conditional write's output, or `None` when its condition refused it.
+fn conditional<T, E: ProvideErrorMetadata, R>(
+    result: Result<T, SdkError<E, R>>,
+) -> Result<Option<T>, StoreError> {
     match result {
-        Ok(_) => Ok(true),
-        Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-            Ok(false)
+        Ok(output) => Ok(Some(output)),
+        Err(SdkError::ServiceError(e))
+            if e.err().code() == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(None)
         }
         Err(e) => Err(unavailable(e)),
     }
+}
+
+fn text(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn number(item: &Item, name: &str) -> Option<i64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 fn s(value: &str) -> AttributeValue {
@@ -507,7 +729,7 @@ fn gunzip(data: &[u8]) -> Result<Vec<u8>, StoreError> {
     Ok(body)
 }
 
-fn unavailable<E: ProvideErrorMetadata, R>(error: SdkError<E, R>) -> StoreError {
+pub(super) fn unavailable<E: ProvideErrorMetadata, R>(error: SdkError<E, R>) -> StoreError {
     let detail = match &error {
         SdkError::ServiceError(e) => e.err().code().unwrap_or("service error").to_owned(),
         SdkError::TimeoutError(_) => "timeout".to_owned(),

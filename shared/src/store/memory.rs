@@ -1,5 +1,5 @@
-//! An in-memory store with the same conditions as DynamoDB, atomically (one mutex), for
-//! in-process tests with real concurrency, which the emulator cannot model.
+//! An in-memory store with the same conditions as DynamoDB, each operation atomic (one
+//! mutex), for in-process tests with real concurrency, which the emulator cannot model.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -7,20 +7,26 @@ use std::sync::Mutex;
 use super::*;
 
 #[derive(Debug, Clone)]
-struct Item {
+struct Record {
+    view: RecordView,
+    family: String,
+    lago_ref: String,
+}
+
+#[derive(Debug, Clone)]
+struct Event {
     stored: StoredDelivery,
-    body_sha256: String,
     lease_until_ms: i64,
-    expires_at_ms: i64,
     /// `Some` while parked: the sparse index's partition.
     parked: Option<Status>,
 }
 
 #[derive(Default)]
 pub struct MemoryStore {
-    deliveries: Mutex<HashMap<String, Item>>,
-    orders: Mutex<HashMap<String, i64>>,
+    records: Mutex<HashMap<String, Record>>,
+    events: Mutex<HashMap<String, Event>>,
     checkpoints: Mutex<HashMap<String, String>>,
+    links: Mutex<HashMap<String, String>>,
 }
 
 impl MemoryStore {
@@ -29,35 +35,152 @@ impl MemoryStore {
     }
 }
 
-fn claimable_again(old: &Item, r: &ClaimRequest<'_>) -> bool {
-    old.expires_at_ms < r.now_ms
-        || (old.stored.status == Status::InProgress && old.lease_until_ms < r.now_ms)
-        || (matches!(old.stored.status, Status::Queued | Status::Dead)
-            && old.body_sha256 == r.body_sha256)
+fn lease(record: &str, delivery: &str, body_sha256: &str, view: &RecordView) -> Lease {
+    Lease {
+        record: record.to_owned(),
+        delivery: delivery.to_owned(),
+        body_sha256: body_sha256.to_owned(),
+        token: token(),
+        written: view.written,
+        evict: eviction(view),
+    }
 }
 
-impl IdempotencyStore for MemoryStore {
-    async fn claim(&self, r: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
-        let mut deliveries = self.deliveries.lock().expect("store lock");
-        let kept = match deliveries.get(r.key) {
-            None => None,
-            Some(old) if claimable_again(old, r) => Some(old.clone()),
-            Some(old) => {
-                return Ok(Claim::Taken(Existing {
-                    status: old.stored.status,
-                    body_sha256: old.body_sha256.clone(),
-                    error_code: old.stored.error_code.clone(),
-                    error_message: old.stored.error_message.clone(),
-                }))
+impl RecordGuard for MemoryStore {
+    async fn take(&self, take: &Take<'_>) -> Result<Taken, StoreError> {
+        let mut records = self.records.lock().expect("store lock");
+        let record = records
+            .entry(take.record.to_owned())
+            .or_insert_with(|| Record {
+                view: RecordView::default(),
+                family: String::new(),
+                lago_ref: String::new(),
+            });
+        if let Some(refusal) = verdict(&record.view, take) {
+            return Ok(refusal);
+        }
+        let lease = lease(take.record, take.delivery, take.body_sha256, &record.view);
+        record.view.holder = Some(Holder {
+            delivery: take.delivery.to_owned(),
+            body_sha256: take.body_sha256.to_owned(),
+            token: lease.token.clone(),
+            lease_until_ms: take.lease_until_ms,
+        });
+        record.family = take.family.to_owned();
+        record.lago_ref = take.lago_ref.to_owned();
+        Ok(Taken::Leased(lease))
+    }
+
+    async fn release(&self, lease: &Lease, release: &Release) -> Result<bool, StoreError> {
+        let mut records = self.records.lock().expect("store lock");
+        let Some(record) = records.get_mut(&lease.record) else {
+            return Ok(false);
+        };
+        let view = &mut record.view;
+        if view.holder.as_ref().map(|h| &h.token) != Some(&lease.token) {
+            return Ok(false);
+        }
+        view.holder = None;
+        match release {
+            Release::Written { version, now_ms } => {
+                if let Some(version) = version {
+                    view.written = Some(*version);
+                }
+                if let Some(evicted) = &lease.evict {
+                    view.done.remove(evicted);
+                }
+                view.done
+                    .insert(lease.delivery.clone(), (*now_ms, lease.body_sha256.clone()));
+                view.stored.remove(&lease.delivery);
+            }
+            Release::Stored(_) => {
+                view.stored.insert(lease.delivery.clone());
+            }
+            Release::Abandoned => {}
+        }
+        Ok(true)
+    }
+
+    async fn lapsed(&self, now_ms: i64, limit: usize) -> Result<Vec<Lapsed>, StoreError> {
+        let records = self.records.lock().expect("store lock");
+        let mut found: Vec<Lapsed> = records
+            .iter()
+            .filter_map(|(id, record)| {
+                let holder = record.view.holder.as_ref()?;
+                (holder.lease_until_ms <= now_ms).then(|| Lapsed {
+                    record: id.clone(),
+                    delivery: holder.delivery.clone(),
+                    family: record.family.clone(),
+                    lago_ref: record.lago_ref.clone(),
+                    lease_until_ms: holder.lease_until_ms,
+                })
+            })
+            .collect();
+        found.sort_by_key(|l| l.lease_until_ms);
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    async fn take_lapsed(
+        &self,
+        lapsed: &Lapsed,
+        version: Option<i64>,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Taken, StoreError> {
+        let mut records = self.records.lock().expect("store lock");
+        let Some(record) = records.get_mut(&lapsed.record) else {
+            return Ok(Taken::Busy {
+                holder: String::new(),
+            });
+        };
+        let view = &mut record.view;
+        let holder = match &view.holder {
+            Some(h) if h.delivery == lapsed.delivery && h.lease_until_ms < now_ms => h.clone(),
+            other => {
+                return Ok(Taken::Busy {
+                    holder: other
+                        .as_ref()
+                        .map(|h| h.delivery.clone())
+                        .unwrap_or_default(),
+                })
             }
         };
-        let was_stored = kept.as_ref().is_some_and(|i| i.stored.body.is_some());
-        let mut item = kept.unwrap_or_else(|| Item {
+        if let (Some(written), Some(version)) = (view.written, version) {
+            if written > version {
+                view.holder = None;
+                return Ok(Taken::Older { written });
+            }
+        }
+        let lease = lease(&lapsed.record, &holder.delivery, &holder.body_sha256, view);
+        view.holder = Some(Holder {
+            token: lease.token.clone(),
+            lease_until_ms,
+            ..holder
+        });
+        Ok(Taken::Leased(lease))
+    }
+
+    async fn written(&self, record: &str) -> Result<Option<i64>, StoreError> {
+        let records = self.records.lock().expect("store lock");
+        Ok(records.get(record).and_then(|r| r.view.written))
+    }
+}
+
+impl EventQueue for MemoryStore {
+    async fn park(&self, p: &Park<'_>) -> Result<bool, StoreError> {
+        let mut events = self.events.lock().expect("store lock");
+        if p.only_if_new && events.contains_key(p.key) {
+            return Ok(false);
+        }
+        let event = events.entry(p.key.to_owned()).or_insert_with(|| Event {
             stored: StoredDelivery {
-                key: r.key.to_owned(),
-                status: Status::InProgress,
+                key: p.key.to_owned(),
+                record: String::new(),
+                status: p.status,
                 family: String::new(),
                 webhook_type: String::new(),
+                body_sha256: String::new(),
                 attempts: 0,
                 error_code: None,
                 error_message: None,
@@ -65,92 +188,28 @@ impl IdempotencyStore for MemoryStore {
                 due_at_ms: None,
                 body: None,
             },
-            body_sha256: String::new(),
             lease_until_ms: 0,
-            expires_at_ms: 0,
             parked: None,
         });
-        item.stored.status = Status::InProgress;
-        item.stored.family = r.family.to_owned();
-        item.stored.webhook_type = r.webhook_type.to_owned();
-        item.body_sha256 = r.body_sha256.to_owned();
-        item.lease_until_ms = r.lease_until_ms;
-        item.expires_at_ms = r.now_ms + RETENTION_SECS * 1000;
-        deliveries.insert(r.key.to_owned(), item);
-        Ok(Claim::Acquired {
-            previous: was_stored.then_some(Status::Queued),
-        })
-    }
-
-    async fn advance_order(&self, stamp: &OrderStamp, _now_ms: i64) -> Result<bool, StoreError> {
-        let mut orders = self.orders.lock().expect("store lock");
-        let newest = orders.entry(order_key(stamp)).or_insert(stamp.version);
-        if *newest > stamp.version {
-            return Ok(false);
-        }
-        *newest = stamp.version;
+        let s = &mut event.stored;
+        s.record = p.record.to_owned();
+        s.status = p.status;
+        s.family = p.family.to_owned();
+        s.webhook_type = p.webhook_type.to_owned();
+        s.body_sha256 = p.body_sha256.to_owned();
+        s.body = Some(p.body.to_vec());
+        s.error_code = Some(p.error_code.to_owned());
+        s.error_message = Some(p.error_message.to_owned());
+        s.attempts += 1;
+        s.due_at_ms = Some(p.due_at_ms);
+        s.first_parked_at_ms.get_or_insert(p.now_ms);
+        event.parked = Some(p.status);
         Ok(true)
     }
 
-    async fn finish(&self, key: &str, finish: &Finish<'_>) -> Result<(), StoreError> {
-        let mut deliveries = self.deliveries.lock().expect("store lock");
-        let item = deliveries
-            .get_mut(key)
-            .ok_or_else(|| StoreError(format!("no delivery {key}")))?;
-        let s = &mut item.stored;
-        match *finish {
-            Finish::Completed { now_ms, .. } => {
-                s.status = Status::Completed;
-                (
-                    s.body,
-                    s.error_code,
-                    s.error_message,
-                    s.due_at_ms,
-                    s.first_parked_at_ms,
-                ) = (None, None, None, None, None);
-                item.parked = None;
-                item.expires_at_ms = now_ms + RETENTION_SECS * 1000;
-            }
-            Finish::Parked {
-                status,
-                body,
-                error_code,
-                error_message,
-                now_ms,
-                due_at_ms,
-            } => {
-                s.status = status;
-                s.body = Some(body.to_vec());
-                s.error_code = Some(error_code.to_owned());
-                s.error_message = Some(error_message.to_owned());
-                s.attempts += 1;
-                s.due_at_ms = Some(due_at_ms);
-                s.first_parked_at_ms.get_or_insert(now_ms);
-                item.parked = Some(status);
-                item.expires_at_ms = now_ms + RETENTION_SECS * 1000;
-            }
-        }
-        Ok(())
-    }
-
-    async fn release(&self, key: &str, previous: Option<Status>) -> Result<(), StoreError> {
-        let mut deliveries = self.deliveries.lock().expect("store lock");
-        match previous {
-            None => {
-                deliveries.remove(key);
-            }
-            Some(status) => {
-                if let Some(item) = deliveries.get_mut(key) {
-                    item.stored.status = status;
-                }
-            }
-        }
-        Ok(())
-    }
-
     async fn load(&self, key: &str) -> Result<Option<StoredDelivery>, StoreError> {
-        let deliveries = self.deliveries.lock().expect("store lock");
-        Ok(deliveries.get(key).map(|i| i.stored.clone()))
+        let events = self.events.lock().expect("store lock");
+        Ok(events.get(key).map(|e| e.stored.clone()))
     }
 
     async fn parked(
@@ -159,14 +218,14 @@ impl IdempotencyStore for MemoryStore {
         due_by_ms: Option<i64>,
         limit: usize,
     ) -> Result<Vec<StoredDelivery>, StoreError> {
-        let deliveries = self.deliveries.lock().expect("store lock");
-        let mut found: Vec<StoredDelivery> = deliveries
+        let events = self.events.lock().expect("store lock");
+        let mut found: Vec<StoredDelivery> = events
             .values()
-            .filter(|i| i.parked == Some(status))
-            .filter(|i| due_by_ms.is_none_or(|by| i.stored.due_at_ms.unwrap_or_default() <= by))
-            .map(|i| StoredDelivery {
+            .filter(|e| e.parked == Some(status))
+            .filter(|e| due_by_ms.is_none_or(|by| e.stored.due_at_ms.unwrap_or_default() <= by))
+            .map(|e| StoredDelivery {
                 body: None,
-                ..i.stored.clone()
+                ..e.stored.clone()
             })
             .collect();
         found.sort_by_key(|s| s.due_at_ms);
@@ -180,37 +239,65 @@ impl IdempotencyStore for MemoryStore {
         now_ms: i64,
         lease_until_ms: i64,
     ) -> Result<Option<StoredDelivery>, StoreError> {
-        let mut deliveries = self.deliveries.lock().expect("store lock");
-        let Some(item) = deliveries.get_mut(key) else {
+        let mut events = self.events.lock().expect("store lock");
+        let Some(event) = events.get_mut(key) else {
             return Ok(None);
         };
-        let due = item.parked == Some(Status::Queued)
-            && item.stored.due_at_ms.unwrap_or_default() <= now_ms;
-        let free = item.stored.status == Status::Queued
-            || (item.stored.status == Status::InProgress && item.lease_until_ms < now_ms);
+        let due = event.parked == Some(Status::Queued)
+            && event.stored.due_at_ms.unwrap_or_default() <= now_ms;
+        let free = event.stored.status == Status::Queued
+            || (event.stored.status == Status::InProgress && event.lease_until_ms < now_ms);
         if !(due && free) {
             return Ok(None);
         }
-        item.stored.status = Status::InProgress;
-        item.stored.due_at_ms = Some(lease_until_ms);
-        item.lease_until_ms = lease_until_ms;
-        Ok(Some(item.stored.clone()))
+        event.stored.status = Status::InProgress;
+        event.stored.due_at_ms = Some(lease_until_ms);
+        event.lease_until_ms = lease_until_ms;
+        Ok(Some(event.stored.clone()))
+    }
+
+    async fn complete(&self, key: &str, _outcome: &str, _now_ms: i64) -> Result<(), StoreError> {
+        let mut events = self.events.lock().expect("store lock");
+        if let Some(event) = events.get_mut(key) {
+            let s = &mut event.stored;
+            s.status = Status::Completed;
+            (s.body, s.error_code, s.error_message, s.due_at_ms) = (None, None, None, None);
+            event.parked = None;
+        }
+        Ok(())
     }
 
     async fn requeue(&self, key: &str, now_ms: i64) -> Result<bool, StoreError> {
-        let mut deliveries = self.deliveries.lock().expect("store lock");
-        match deliveries.get_mut(key) {
-            Some(item) if matches!(item.stored.status, Status::Failed | Status::Dead) => {
-                item.stored.status = Status::Queued;
-                item.stored.due_at_ms = Some(now_ms);
-                item.stored.first_parked_at_ms = Some(now_ms);
-                item.parked = Some(Status::Queued);
+        let mut events = self.events.lock().expect("store lock");
+        match events.get_mut(key) {
+            Some(event) if matches!(event.stored.status, Status::Failed | Status::Dead) => {
+                event.stored.status = Status::Queued;
+                event.stored.due_at_ms = Some(now_ms);
+                event.stored.first_parked_at_ms = Some(now_ms);
+                event.parked = Some(Status::Queued);
                 Ok(true)
             }
             _ => Ok(false),
         }
     }
 
+    async fn discard(&self, key: &str) -> Result<bool, StoreError> {
+        let mut events = self.events.lock().expect("store lock");
+        let record = match events.get(key) {
+            Some(e) if matches!(e.stored.status, Status::Failed | Status::Dead) => {
+                e.stored.record.clone()
+            }
+            _ => return Ok(false),
+        };
+        events.remove(key);
+        if let Some(r) = self.records.lock().expect("store lock").get_mut(&record) {
+            r.view.stored.remove(key);
+        }
+        Ok(true)
+    }
+}
+
+impl Checkpoints for MemoryStore {
     async fn load_checkpoint(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .checkpoints
@@ -227,5 +314,22 @@ impl IdempotencyStore for MemoryStore {
             None => checkpoints.remove(key),
         };
         Ok(())
+    }
+}
+
+impl CustomerLinks for MemoryStore {
+    async fn link(&self, lago_customer_id: &str, account_id: &str) -> Result<(), StoreError> {
+        let mut links = self.links.lock().expect("store lock");
+        links.insert(lago_customer_id.to_owned(), account_id.to_owned());
+        Ok(())
+    }
+
+    async fn linked_account(&self, lago_customer_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .links
+            .lock()
+            .expect("store lock")
+            .get(lago_customer_id)
+            .cloned())
     }
 }

@@ -1,40 +1,52 @@
-//! The idempotency, ordering and event table (Powertools' design: a conditional write
-//! claims a delivery with an in-progress lease; completion or parking ends it).
+//! The one DynamoDB table, in four roles, each behind its own small trait:
 //!
-//! One item per delivery, `pk = delivery#<family>#<X-Lago-Unique-Key>`, and one per
-//! Salesforce record, `pk = order#<object>/<id>`, holding the newest state written.
-//! A written event costs three writes: claim, order, finish. The backfill keeps its
-//! checkpoints in the same table, `pk = backfill#<scope>#<object>`.
+//! - [`RecordGuard`]: one item per Salesforce record, `pk = record#<object>/<id>`. It holds
+//!   the version Salesforce has (advanced only after Salesforce accepted a write), the one
+//!   delivery allowed to write the record right now (a lease, fenced by a token), and the
+//!   deliveries recently written (the idempotency of the happy path). A written event costs
+//!   two writes of this item: take the record, then let it go with the written version.
+//! - [`EventQueue`]: one item per stored event, `pk = delivery#<family>#<unique key>`, only
+//!   when a delivery could not be written (queued, failed, dead) or waited on a busy record.
+//!   Stored events have no TTL; they end completed, or an operator discards them.
+//! - [`Checkpoints`]: the backfill's progress, `pk = backfill#<scope>#<object>`.
+//! - [`CustomerLinks`]: the Account of a customer linked through Lago's Salesforce
+//!   integration, `pk = customer#<lago customer id>` (contract §7.5).
 //!
-//! A parked delivery (queued, failed or dead) keeps its body and carries `parked` and
-//! `due_at`, the keys of the sparse index [`PARKED_INDEX`]: the redrive and the operator
-//! find stored events there without a scan.
+//! Stored events and held records carry `parked` and `due_at`, the keys of the sparse index
+//! [`PARKED_INDEX`]: the redrive finds queued events and lapsed leases there without a scan.
 
 mod dynamodb;
 mod memory;
+pub mod schema;
 
 use std::future::Future;
 
 use thiserror::Error;
 
-use crate::mapping::OrderStamp;
-
-pub use dynamodb::{create_table, DynamoDbStore};
+pub use dynamodb::DynamoDbStore;
 pub use memory::MemoryStore;
+pub use schema::create_table;
 
-/// How long a finished delivery is remembered (Lago's manual resend can come much later).
+/// How long a completed stored event is kept for an operator to look at.
 pub const RETENTION_SECS: i64 = 30 * 24 * 3600;
 
-/// The sparse global secondary index of parked events: partition `parked`, sort `due_at`.
+/// How many written deliveries a record remembers, to answer their redeliveries
+/// `duplicate` (older ones are answered `skipped`, also without a Salesforce call).
+pub const REMEMBERED_DELIVERIES: usize = 8;
+
+/// The sparse global secondary index: partition `parked`, sort `due_at`.
 pub const PARKED_INDEX: &str = "parked-by-due";
+
+/// The `parked` partition of records whose writer holds them; `due_at` is the lease's end.
+pub const HELD: &str = "held";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
     InProgress,
     Completed,
-    /// Salesforce failed transiently; the stored event awaits a retry.
+    /// The write failed transiently, or the record was busy; the event awaits a retry.
     Queued,
-    /// Salesforce refused the event; it waits for an operator.
+    /// Salesforce refused the event, or it could not be mapped; it waits for an operator.
     Failed,
     /// Retried until its maximum age without success; it waits for an operator.
     Dead,
@@ -66,59 +78,156 @@ impl Status {
     }
 }
 
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("the idempotency table is unavailable: {0}")]
+pub struct StoreError(pub String);
+
+// ---------------------------------------------------------------------------------------
+// Records
+
+/// A delivery asking to write one record.
 #[derive(Debug, Clone)]
-pub struct ClaimRequest<'a> {
-    pub key: &'a str,
+pub struct Take<'a> {
+    /// `<object>/<id>`, e.g. `Lago_Invoice__c/<lago_id>` or `Account/<id>`.
+    pub record: &'a str,
+    /// The delivery's key ([`delivery_key`]).
+    pub delivery: &'a str,
     pub body_sha256: &'a str,
+    /// The state's order (`None`: the payload cannot order it; it is written as it comes).
+    pub version: Option<i64>,
+    /// What the redrive needs to write the record again from Lago's current state if this
+    /// writer dies: the family and the id Lago's API finds the object by.
     pub family: &'a str,
-    pub webhook_type: &'a str,
+    pub lago_ref: &'a str,
     pub now_ms: i64,
-    /// The claim can be taken over after this instant: the invocation's deadline.
+    pub lease_until_ms: i64,
+    /// A retry of this delivery's stored event: its being stored is no reason to refuse.
+    pub retry: bool,
+}
+
+/// The record is ours until [`RecordGuard::release`] or the lease's end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub record: String,
+    pub delivery: String,
+    pub body_sha256: String,
+    /// Unique to this taking: a release after the lease lapsed and was taken over is refused.
+    pub token: String,
+    /// The version Salesforce holds now.
+    pub written: Option<i64>,
+    /// A remembered delivery to forget when this one is remembered (the oldest).
+    pub evict: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken {
+    Leased(Lease),
+    /// This delivery was written (the same body; a different one is [`Taken::Conflict`]).
+    Done,
+    Conflict,
+    /// This delivery is being written right now.
+    InProgress,
+    /// This delivery is a stored event: answer from [`EventQueue::load`].
+    Stored,
+    /// A newer state is already in Salesforce.
+    Older {
+        written: i64,
+    },
+    /// Another delivery holds the record (or held it and died: then until the redrive
+    /// recovers it).
+    Busy {
+        holder: String,
+    },
+}
+
+/// How a lease ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Release {
+    /// Salesforce accepted the write: the record's version advances to the lease's state.
+    Written { version: Option<i64>, now_ms: i64 },
+    /// Nothing was written; the delivery is now stored with this status.
+    Stored(Status),
+    /// Nothing was written and nothing stored (the writer gives up; Lago retries).
+    Abandoned,
+}
+
+/// A record whose writer's lease lapsed without a release (the function died).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lapsed {
+    pub record: String,
+    pub delivery: String,
+    pub family: String,
+    pub lago_ref: String,
     pub lease_until_ms: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// This delivery is ours to process; `previous` is `Queued` when the event was
-    /// already stored for a retry (its stored body is kept until it succeeds).
-    Acquired { previous: Option<Status> },
-    /// Someone else has or had it.
-    Taken(Existing),
+pub trait RecordGuard: Send + Sync {
+    /// Takes the record for `take.delivery` when nobody holds it, the delivery is neither
+    /// remembered nor stored, and no newer state is written; otherwise says why not.
+    /// A lapsed lease is taken over only by its own delivery (Lago's retry) or by
+    /// [`RecordGuard::take_lapsed`]: another delivery finds the record busy.
+    fn take(&self, take: &Take<'_>) -> impl Future<Output = Result<Taken, StoreError>> + Send;
+
+    /// Ends a lease; `false` when it was no longer ours (it lapsed and was taken over).
+    fn release(
+        &self,
+        lease: &Lease,
+        release: &Release,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Records whose lease lapsed by `now_ms`, oldest first (through the sparse index).
+    fn lapsed(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Lapsed>, StoreError>> + Send;
+
+    /// Takes over the lapsed lease `lapsed` for its recovery at `version` (Lago's current
+    /// state); `Taken::Older` clears the lease all the same, for nothing is left to write.
+    fn take_lapsed(
+        &self,
+        lapsed: &Lapsed,
+        version: Option<i64>,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> impl Future<Output = Result<Taken, StoreError>> + Send;
+
+    /// The version Salesforce holds for `record` (an operator's and the tests' view).
+    fn written(&self, record: &str)
+        -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Existing {
-    pub status: Status,
-    pub body_sha256: String,
-    pub error_code: Option<String>,
-    pub error_message: Option<String>,
-}
+// ---------------------------------------------------------------------------------------
+// Stored events
 
+/// An event to store (or store again) for a retry or an operator.
 #[derive(Debug, Clone)]
-pub enum Finish<'a> {
-    Completed {
-        outcome: &'a str,
-        now_ms: i64,
-    },
-    /// Queued, Failed or Dead, with the event kept for a retry or a redrive.
-    Parked {
-        status: Status,
-        body: &'a [u8],
-        error_code: &'a str,
-        error_message: &'a str,
-        now_ms: i64,
-        /// When a queued event is next retried; for the others, when they were parked.
-        due_at_ms: i64,
-    },
+pub struct Park<'a> {
+    pub key: &'a str,
+    pub record: &'a str,
+    pub family: &'a str,
+    pub webhook_type: &'a str,
+    pub body_sha256: &'a str,
+    pub body: &'a [u8],
+    pub status: Status,
+    pub error_code: &'a str,
+    pub error_message: &'a str,
+    pub now_ms: i64,
+    /// When a queued event is next retried; for the others, when they were parked.
+    pub due_at_ms: i64,
+    /// Store only if no event is stored under `key` yet (the backfill's rerun).
+    pub only_if_new: bool,
 }
 
-/// A stored delivery as the redrive and the operator see it; `body` is kept while parked.
+/// A stored event as the redrive and the operator see it; `body` is kept while parked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDelivery {
     pub key: String,
+    pub record: String,
     pub status: Status,
     pub family: String,
     pub webhook_type: String,
+    pub body_sha256: String,
     pub attempts: u32,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
@@ -128,44 +237,16 @@ pub struct StoredDelivery {
     pub body: Option<Vec<u8>>,
 }
 
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-#[error("the idempotency table is unavailable: {0}")]
-pub struct StoreError(pub String);
-
-/// Implemented by DynamoDB and, for tests that need true concurrency, in memory.
-pub trait IdempotencyStore: Send + Sync {
-    fn claim(
-        &self,
-        request: &ClaimRequest<'_>,
-    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
-
-    /// Records `stamp` unless a newer state of that record was already recorded; false then.
-    fn advance_order(
-        &self,
-        stamp: &OrderStamp,
-        now_ms: i64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    fn finish(
-        &self,
-        key: &str,
-        finish: &Finish<'_>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Gives a claim back after a failure that is nobody's fault but the store's, so that
-    /// Lago's retry can process the delivery: deleted if new, back to queued if it was.
-    fn release(
-        &self,
-        key: &str,
-        previous: Option<Status>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+pub trait EventQueue: Send + Sync {
+    /// Stores the event; `false` when `only_if_new` and one is already stored.
+    fn park(&self, park: &Park<'_>) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     fn load(
         &self,
         key: &str,
     ) -> impl Future<Output = Result<Option<StoredDelivery>, StoreError>> + Send;
 
-    /// Parked events of `status` (bodies left out), oldest `due_at` first, at most `limit`;
+    /// Stored events of `status` (bodies left out), oldest `due_at` first, at most `limit`;
     /// with `due_by_ms`, only those due by then.
     fn parked(
         &self,
@@ -174,14 +255,23 @@ pub trait IdempotencyStore: Send + Sync {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StoredDelivery>, StoreError>> + Send;
 
-    /// Claims a queued event that is due, for one redrive run only; `None` when it is not
-    /// (any more) due or another run holds it.
+    /// Claims a queued event that is due (or whose retry's lease lapsed) for one retry;
+    /// `None` when it is not (any more) due or another run holds it.
     fn claim_due(
         &self,
         key: &str,
         now_ms: i64,
         lease_until_ms: i64,
     ) -> impl Future<Output = Result<Option<StoredDelivery>, StoreError>> + Send;
+
+    /// The event was written (or superseded): kept `completed`, without its body, for
+    /// [`RETENTION_SECS`].
+    fn complete(
+        &self,
+        key: &str,
+        outcome: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Puts a failed or dead event back in the queue, due now, its age counted afresh;
     /// false when it is neither.
@@ -191,8 +281,17 @@ pub trait IdempotencyStore: Send + Sync {
         now_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// The progress of a long operator job (the backfill), kept under `pk = key` without
-    /// expiry so that a run interrupted days ago still resumes.
+    /// Removes a failed or dead event for good (an operator's decision); false when the
+    /// event is not failed or dead.
+    fn discard(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+// ---------------------------------------------------------------------------------------
+// Checkpoints and customer links
+
+pub trait Checkpoints: Send + Sync {
+    /// The progress of a long operator job (the backfill), kept without expiry so that a
+    /// run interrupted days ago still resumes.
     fn load_checkpoint(
         &self,
         key: &str,
@@ -206,6 +305,25 @@ pub trait IdempotencyStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+pub trait CustomerLinks: Send + Sync {
+    /// Remembers that the Lago customer `lago_customer_id` is linked to `account_id`.
+    fn link(
+        &self,
+        lago_customer_id: &str,
+        account_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn linked_account(
+        &self,
+        lago_customer_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+}
+
+/// Everything the functions need of the table.
+pub trait Store: RecordGuard + EventQueue + Checkpoints + CustomerLinks {}
+
+impl<T: RecordGuard + EventQueue + Checkpoints + CustomerLinks> Store for T {}
+
 /// The backfill's checkpoint of one object (`scope` is `all` or the customer).
 pub fn checkpoint_key(scope: &str, object: &str) -> String {
     format!("backfill#{scope}#{object}")
@@ -215,6 +333,79 @@ pub fn delivery_key(family: &str, unique_key: &str) -> String {
     format!("delivery#{family}#{unique_key}")
 }
 
-pub fn order_key(stamp: &OrderStamp) -> String {
-    format!("order#{}", stamp.record)
+pub fn record_key(record: &str) -> String {
+    format!("record#{record}")
+}
+
+pub fn customer_key(lago_customer_id: &str) -> String {
+    format!("customer#{lago_customer_id}")
+}
+
+/// A fresh lease token.
+pub(crate) fn token() -> String {
+    format!("{:016x}", fastrand::u64(..))
+}
+
+/// A record item as [`verdict`] needs to see it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct RecordView {
+    pub written: Option<i64>,
+    pub holder: Option<Holder>,
+    /// Remembered deliveries: key → (when written, body hash).
+    pub done: std::collections::HashMap<String, (i64, String)>,
+    /// Deliveries of this record that are stored events.
+    pub stored: std::collections::HashSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Holder {
+    pub delivery: String,
+    pub body_sha256: String,
+    pub token: String,
+    pub lease_until_ms: i64,
+}
+
+/// Why `take` may not take the record as it is, or `None` when it may. Both stores decide
+/// with this one function (DynamoDB's condition expression says the same, and this reads
+/// the old item it returns on refusal).
+pub(crate) fn verdict(record: &RecordView, take: &Take<'_>) -> Option<Taken> {
+    let same_body = |hash: &str| hash == take.body_sha256;
+    if let Some(holder) = &record.holder {
+        if holder.delivery != take.delivery {
+            return Some(Taken::Busy {
+                holder: holder.delivery.clone(),
+            });
+        }
+        if !same_body(&holder.body_sha256) {
+            return Some(Taken::Conflict);
+        }
+        if holder.lease_until_ms >= take.now_ms {
+            return Some(Taken::InProgress);
+        }
+    }
+    if let Some((_, hash)) = record.done.get(take.delivery) {
+        return Some(if same_body(hash) {
+            Taken::Done
+        } else {
+            Taken::Conflict
+        });
+    }
+    if !take.retry && record.stored.contains(take.delivery) {
+        return Some(Taken::Stored);
+    }
+    match (record.written, take.version) {
+        (Some(written), Some(version)) if written > version => Some(Taken::Older { written }),
+        _ => None,
+    }
+}
+
+/// The remembered delivery to forget when one more is remembered, if the record is full.
+pub(crate) fn eviction(record: &RecordView) -> Option<String> {
+    let done = &record.done;
+    if done.len() < REMEMBERED_DELIVERIES {
+        return None;
+    }
+    done.iter()
+        .min_by_key(|(key, (at, _))| (*at, (*key).clone()))
+        .map(|(key, _)| key.clone())
 }

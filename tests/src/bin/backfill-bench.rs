@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use lago_sync::backfill::{Options, Summary};
-use lago_sync::store::{DynamoDbStore, IdempotencyStore, MemoryStore};
+use lago_sync::store::{DynamoDbStore, MemoryStore, Store};
 use sync_testkit::lago_standin::{Dataset, Rig};
 use sync_testkit::moto::{unique_name, Moto};
 
@@ -79,7 +79,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn bench<S: IdempotencyStore>(data: Dataset, store: S, label: &str) -> bool {
+async fn bench<S: Store>(data: Dataset, store: S, label: &str) -> bool {
     let rig = Rig::start(data, store, None).await;
     let started = Instant::now();
     let summary: Summary = rig.backfill(&Options::default()).await;

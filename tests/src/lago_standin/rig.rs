@@ -6,7 +6,7 @@ use lago_sync::lago_api::LagoApi;
 use lago_sync::pipeline::App;
 use lago_sync::salesforce::SalesforceClient;
 use lago_sync::secrets::{SecretCache, Secrets};
-use lago_sync::store::IdempotencyStore;
+use lago_sync::store::Store;
 
 use super::{account_id, Dataset, LagoStandin, API_KEY};
 use crate::events::{self, HMAC_KEY};
@@ -19,7 +19,7 @@ pub struct Rig<S> {
     pub api: LagoApi,
 }
 
-impl<S: IdempotencyStore> Rig<S> {
+impl<S: Store> Rig<S> {
     /// Seeds an Account for each of the first `accounts` customers (all by default).
     pub async fn start(data: Dataset, store: S, accounts: Option<usize>) -> Rig<S> {
         let accounts = (0..accounts.unwrap_or(data.customers.len()))

@@ -1,0 +1,10 @@
+//! The one wall clock: epoch milliseconds, what the table and Lambda's deadline speak.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}

@@ -1,0 +1,498 @@
+//! One webhook delivery through every step, ending in one of the answers of contract §3:
+//! verify the signature → parse and map the event → take its Salesforce record → write the
+//! record → let the record go with the version written, or store the event for a retry.
+//! A stored event's retry ([`App::retry`]) joins at "take its Salesforce record".
+//!
+//! The record is taken before the write and its version advanced only after Salesforce
+//! accepted it (contract §7.1–7.2): two deliveries of one record never write at once, and
+//! a state that failed never hides an older one that can still be written.
+
+mod answer;
+mod stored;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tracing::{error, info, warn, Span};
+
+use crate::lago::Envelope;
+use crate::mapping::{self, MappingError, Plan};
+use crate::salesforce::{Class, Credentials, SalesforceClient, SalesforceError};
+use crate::secrets::{SecretCache, Secrets, SecretsError};
+use crate::signature::{self, Rejection};
+use crate::store::{
+    delivery_key, Lease, Park, Release, Status, Store, StoreError, StoredDelivery, Take, Taken,
+};
+use crate::{clock, telemetry, Family};
+
+pub use answer::Outcome;
+pub use stored::retry_delay_ms;
+pub(crate) use stored::storable;
+
+/// What every function holds for its warm lifetime.
+pub struct App<S> {
+    pub secrets: SecretCache,
+    pub store: S,
+    pub salesforce: SalesforceClient,
+}
+
+/// A webhook request as the pipeline sees it, independent of API Gateway.
+#[derive(Debug, Clone)]
+pub struct Delivery<'a> {
+    pub body: &'a [u8],
+    pub signature: Option<&'a str>,
+    pub algorithm: Option<&'a str>,
+    pub unique_key: Option<&'a str>,
+    /// When the invocation must have answered.
+    pub deadline: Instant,
+    pub deadline_epoch_ms: i64,
+}
+
+/// Kept back from the deadline before the Salesforce write and every AWS call that
+/// precedes it: enough for the write that records the outcome (contract §7.7).
+pub const FINISH_RESERVE: Duration = Duration::from_millis(1500);
+/// Kept back from the deadline by the finishing write itself: time to answer.
+const ANSWER_MARGIN: Duration = Duration::from_millis(250);
+
+/// A delivery that finds its record taken by another waits this long, in these steps,
+/// before it is stored as queued. Long enough for a warm write (~0.3 s) to end.
+const BUSY_WAITS_MS: [u64; 4] = [100, 200, 400, 800];
+/// A delivery stored because its record stayed busy is due again this soon.
+const BUSY_RETRY_MS: i64 = 5_000;
+
+/// One event on its way to Salesforce: a delivery, or the retry of a stored event.
+struct Event<'a> {
+    key: &'a str,
+    family: &'a str,
+    webhook_type: &'a str,
+    body: &'a [u8],
+    body_sha256: String,
+    /// For the retry of a stored event: how often it was tried before.
+    retry: Option<u32>,
+    deadline: Instant,
+    deadline_ms: i64,
+}
+
+impl<S: Store> App<S> {
+    /// Answers a webhook sent to `family`'s endpoint.
+    pub async fn handle(&self, family: Family, delivery: &Delivery<'_>) -> Outcome {
+        let outcome = self.answer(family, delivery).await;
+        telemetry::count(family, outcome.label());
+        Span::current().record("outcome", outcome.label());
+        match &outcome {
+            Outcome::Unavailable(reason) => error!(
+                status = outcome.status_code(),
+                reason, "webhook not processed"
+            ),
+            Outcome::Failed { code, .. } | Outcome::Queued { code, .. } => {
+                warn!(
+                    status = outcome.status_code(),
+                    error_code = code,
+                    "webhook handled"
+                )
+            }
+            _ => info!(status = outcome.status_code(), "webhook handled"),
+        }
+        outcome
+    }
+
+    async fn answer(&self, family: Family, delivery: &Delivery<'_>) -> Outcome {
+        let claimed = match signature::precheck(delivery.signature, delivery.algorithm) {
+            Ok(signature) => signature,
+            Err(rejection) => return Outcome::Unauthorized(rejection.reason()),
+        };
+        let secrets = match self
+            .verified_secrets(delivery.body, claimed, delivery.deadline)
+            .await
+        {
+            Ok(secrets) => secrets,
+            Err(outcome) => return outcome,
+        };
+        let envelope = match Envelope::parse(delivery.body) {
+            Ok(envelope) => envelope,
+            Err(e) => return Outcome::Invalid(e.to_string()),
+        };
+        Span::current().record("webhook_type", envelope.webhook_type.as_str());
+        if !family.writes(&envelope.webhook_type) {
+            return Outcome::Ignored(format!(
+                "the {family} function does not sync {} events",
+                envelope.webhook_type
+            ));
+        }
+        let body_sha256 = hex::encode(Sha256::digest(delivery.body));
+        // Lago always sends the key; without one, identical bodies are the same event.
+        let key = delivery_key(family.as_str(), delivery.unique_key.unwrap_or(&body_sha256));
+        let event = Event {
+            key: &key,
+            family: family.as_str(),
+            webhook_type: &envelope.webhook_type,
+            body: delivery.body,
+            body_sha256,
+            retry: None,
+            deadline: delivery.deadline,
+            deadline_ms: delivery.deadline_epoch_ms,
+        };
+        match mapping::plan(family, &envelope) {
+            Ok(plan) => self.sync(&event, &plan, &secrets).await,
+            Err(MappingError::NoAccount(reason)) => Outcome::Skipped(reason),
+            Err(MappingError::Envelope(e)) => Outcome::Invalid(e.to_string()),
+            Err(e) => self.store_unmappable(&event, &e).await,
+        }
+    }
+
+    /// Retries a stored event that the caller has claimed (see [`crate::redrive`]).
+    /// `stored.body` must be present; the event was verified when it was received.
+    pub async fn retry(&self, stored: &StoredDelivery, deadline: Instant) -> Outcome {
+        let body = stored.body.as_deref().unwrap_or_default();
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = Event {
+            key: &stored.key,
+            family: &stored.family,
+            webhook_type: &stored.webhook_type,
+            body,
+            body_sha256: match stored.body_sha256.as_str() {
+                "" => hex::encode(Sha256::digest(body)),
+                hash => hash.to_owned(),
+            },
+            retry: Some(stored.attempts),
+            deadline,
+            deadline_ms: clock::now_ms() + left.as_millis() as i64,
+        };
+        let plan = Envelope::parse(body)
+            .map_err(MappingError::from)
+            .and_then(|envelope| match stored.family.parse::<Family>() {
+                Ok(family) => mapping::plan(family, &envelope),
+                Err(()) => Err(MappingError::invalid(
+                    "family",
+                    &stored.family,
+                    "not an event family",
+                )),
+            });
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(MappingError::NoAccount(reason)) => {
+                return self.complete_stored(&event, Outcome::Skipped(reason)).await
+            }
+            Err(e) => return self.store_unmappable(&event, &e).await,
+        };
+        let secrets = match within(deadline, self.secrets.current()).await {
+            Ok(secrets) => secrets,
+            Err(e) => return Outcome::Unavailable(e.to_string()),
+        };
+        self.sync(&event, &plan, &secrets).await
+    }
+
+    /// Verifies with the kept HMAC key, and once more with a re-read secret when that
+    /// fails, in case the key was rotated.
+    async fn verified_secrets(
+        &self,
+        body: &[u8],
+        claimed: &str,
+        deadline: Instant,
+    ) -> Result<Arc<Secrets>, Outcome> {
+        let unavailable = |e: SecretsError| Outcome::Unavailable(e.to_string());
+        let secrets = within(deadline, self.secrets.current())
+            .await
+            .map_err(unavailable)?;
+        if signature::verify(secrets.lago_hmac_key.as_bytes(), body, claimed).is_ok() {
+            return Ok(secrets);
+        }
+        let rotated = within(deadline, self.secrets.reread_after_rejection(&secrets))
+            .await
+            .map_err(unavailable)?;
+        match rotated {
+            Some(rotated)
+                if signature::verify(rotated.lago_hmac_key.as_bytes(), body, claimed).is_ok() =>
+            {
+                info!("the HMAC key was rotated; using the new one");
+                Ok(rotated)
+            }
+            _ => Err(Outcome::Unauthorized(Rejection::Mismatch.reason())),
+        }
+    }
+
+    /// Takes the record, writes it, and lets it go with what happened.
+    async fn sync(&self, event: &Event<'_>, plan: &Plan, secrets: &Secrets) -> Outcome {
+        Span::current().record("lago_id", plan.lago_id.as_str());
+        let lease = match self.take_record(event, plan).await {
+            Ok(lease) => lease,
+            Err(outcome) => return outcome,
+        };
+        let credentials = Credentials {
+            client_id: &secrets.salesforce_client_id,
+            client_secret: &secrets.salesforce_client_secret,
+        };
+        let written = self
+            .salesforce
+            .write(&credentials, &plan.write, reserve(event.deadline))
+            .await;
+        match written {
+            Ok(report) => {
+                let release = Release::Written {
+                    version: plan.version(),
+                    now_ms: clock::now_ms(),
+                };
+                self.let_go(event, &lease, &release).await;
+                let synced = Outcome::Synced {
+                    created: report.created,
+                    invoice_linked: plan
+                        .write
+                        .reference
+                        .as_ref()
+                        .map(|_| !report.reference_dropped),
+                };
+                self.complete_stored(event, synced).await
+            }
+            Err(e) => {
+                self.store_failed(event, &plan.record(), Some(&lease), e)
+                    .await
+            }
+        }
+    }
+
+    /// Takes the record for this event, waiting briefly when another delivery holds it;
+    /// every other answer is final for this event.
+    async fn take_record(&self, event: &Event<'_>, plan: &Plan) -> Result<Lease, Outcome> {
+        let record = plan.record();
+        let mut waits = BUSY_WAITS_MS.iter();
+        let mut retry = event.retry.is_some();
+        loop {
+            let take = Take {
+                record: &record,
+                delivery: event.key,
+                body_sha256: &event.body_sha256,
+                version: plan.version(),
+                family: event.family,
+                lago_ref: &plan.lago_ref,
+                now_ms: clock::now_ms(),
+                lease_until_ms: event.deadline_ms,
+                retry,
+            };
+            let taken = match within(event.deadline, self.store.take(&take)).await {
+                Ok(taken) => taken,
+                Err(e) => return Err(Outcome::Unavailable(e.to_string())),
+            };
+            let outcome = match taken {
+                Taken::Leased(lease) => return Ok(lease),
+                Taken::Busy { holder } => match waits.next() {
+                    Some(&ms) if can_wait(event.deadline, ms) => {
+                        let jitter = fastrand::u64(0..=ms / 2);
+                        tokio::time::sleep(Duration::from_millis(ms + jitter)).await;
+                        continue;
+                    }
+                    _ => self.store_busy(event, &record, &holder).await,
+                },
+                Taken::Older { .. } => {
+                    let reason = format!("a newer state of {record} is already in Salesforce");
+                    self.complete_stored(event, Outcome::Skipped(reason)).await
+                }
+                Taken::Done => self.complete_stored(event, Outcome::Duplicate).await,
+                Taken::Conflict => Outcome::Conflict,
+                Taken::InProgress => Outcome::InProgress,
+                Taken::Stored => match within(event.deadline, self.store.load(event.key)).await {
+                    // Sent again while it waits for the redrive (Lago's "resend"): retried
+                    // now, as the redrive would.
+                    Ok(Some(stored))
+                        if stored.status == Status::Queued
+                            && stored.body_sha256 == event.body_sha256 =>
+                    {
+                        Box::pin(self.retry(&stored, event.deadline)).await
+                    }
+                    Ok(Some(stored)) => answer::replay(&stored, &event.body_sha256),
+                    // Discarded by an operator since: this delivery is new again.
+                    Ok(None) => {
+                        retry = true;
+                        continue;
+                    }
+                    Err(e) => Outcome::Unavailable(e.to_string()),
+                },
+            };
+            return Err(outcome);
+        }
+    }
+
+    /// Ends the lease; a lease lost meanwhile (it lapsed and was recovered) only costs the
+    /// recovery one more idempotent write.
+    async fn let_go(&self, event: &Event<'_>, lease: &Lease, release: &Release) {
+        match finishing(event.deadline, self.store.release(lease, release)).await {
+            Ok(true) => {}
+            Ok(false) => warn!("the record's lease lapsed before it was let go"),
+            Err(e) => {
+                error!(error = %e, "could not let the record go; the redrive recovers it")
+            }
+        }
+    }
+
+    /// Salesforce did not take the event: stored for a retry (transient) or an operator.
+    async fn store_failed(
+        &self,
+        event: &Event<'_>,
+        record: &str,
+        lease: Option<&Lease>,
+        e: SalesforceError,
+    ) -> Outcome {
+        let (status, due_at_ms) = match e.class {
+            Class::Transient => {
+                let attempt = event.retry.unwrap_or(0) + 1;
+                (Status::Queued, clock::now_ms() + retry_delay_ms(attempt))
+            }
+            Class::Permanent => (Status::Failed, clock::now_ms()),
+        };
+        let stored = self
+            .store_event(event, record, status, &e.code, &e.message, due_at_ms)
+            .await;
+        if let Some(lease) = lease {
+            let release = match stored {
+                Ok(()) => Release::Stored(status),
+                Err(_) => Release::Abandoned,
+            };
+            self.let_go(event, lease, &release).await;
+        }
+        match stored {
+            Ok(()) if status == Status::Queued => Outcome::Queued {
+                code: e.code,
+                message: e.message,
+            },
+            Ok(()) => Outcome::Failed {
+                code: e.code,
+                message: e.message,
+            },
+            // Lago retries a 503; a retry's stored event lapses back into the queue.
+            Err(store_error) => Outcome::Unavailable(format!(
+                "{store_error} (after Salesforce answered {})",
+                e.code
+            )),
+        }
+    }
+
+    /// The record stayed busy: queued for a prompt retry, when the record is free.
+    async fn store_busy(&self, event: &Event<'_>, record: &str, holder: &str) -> Outcome {
+        let (code, message) = (
+            "RECORD_BUSY",
+            format!("{record} is being written by another delivery; retried shortly"),
+        );
+        let due_at_ms = clock::now_ms() + BUSY_RETRY_MS;
+        info!(holder, "record busy; the event is queued");
+        match self
+            .store_event(event, record, Status::Queued, code, &message, due_at_ms)
+            .await
+        {
+            Ok(()) => Outcome::Queued {
+                code: code.to_owned(),
+                message,
+            },
+            Err(e) => Outcome::Unavailable(e.to_string()),
+        }
+    }
+
+    /// A signed event that cannot be mapped is stored `failed` for a redrive once the
+    /// mapping (or Lago) is fixed; never dropped (contract §7.3).
+    async fn store_unmappable(&self, event: &Event<'_>, e: &MappingError) -> Outcome {
+        let refusal = SalesforceError {
+            class: Class::Permanent,
+            ..SalesforceError::new(None, "UNMAPPABLE", e.to_string())
+        };
+        self.store_failed(event, "", None, refusal).await
+    }
+
+    async fn store_event(
+        &self,
+        event: &Event<'_>,
+        record: &str,
+        status: Status,
+        error_code: &str,
+        error_message: &str,
+        due_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let body = storable(event.body);
+        let park = Park {
+            key: event.key,
+            record,
+            family: event.family,
+            webhook_type: event.webhook_type,
+            body_sha256: &event.body_sha256,
+            body: &body,
+            status,
+            error_code,
+            error_message,
+            now_ms: clock::now_ms(),
+            due_at_ms,
+            only_if_new: false,
+        };
+        finishing(event.deadline, self.store.park(&park))
+            .await
+            .map(drop)
+    }
+
+    /// A retried stored event ends with `outcome`: it is kept completed. A delivery has
+    /// nothing stored to complete.
+    async fn complete_stored(&self, event: &Event<'_>, outcome: Outcome) -> Outcome {
+        if event.retry.is_none() {
+            return outcome;
+        }
+        let completed = self
+            .store
+            .complete(event.key, outcome.label(), clock::now_ms());
+        if let Err(e) = finishing(event.deadline, completed).await {
+            // Salesforce holds the result; the retry repeats an idempotent write or skips.
+            error!(error = %e, "could not record the retried event as completed");
+        }
+        outcome
+    }
+}
+
+/// The deadline of everything that must leave time for the finishing write.
+fn reserve(deadline: Instant) -> Instant {
+    deadline.checked_sub(FINISH_RESERVE).unwrap_or(deadline)
+}
+
+fn can_wait(deadline: Instant, ms: u64) -> bool {
+    Instant::now() + Duration::from_millis(ms) < reserve(deadline)
+}
+
+/// An AWS call that did not answer in the time it had.
+#[derive(Debug, Clone, Copy)]
+pub struct Late;
+
+impl From<Late> for StoreError {
+    fn from(_: Late) -> Self {
+        StoreError("no answer before the invocation's deadline".into())
+    }
+}
+
+impl From<Late> for SecretsError {
+    fn from(_: Late) -> Self {
+        SecretsError::Unavailable("no answer before the invocation's deadline".into())
+    }
+}
+
+/// Runs an AWS call within the time left before `reserve(deadline)` (contract §7.7).
+async fn within<T, E: From<Late>>(
+    deadline: Instant,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    run_by(reserve(deadline), call).await
+}
+
+/// Runs a finishing write within the time left before the answer is due.
+async fn finishing<T, E: From<Late>>(
+    deadline: Instant,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    run_by(
+        deadline.checked_sub(ANSWER_MARGIN).unwrap_or(deadline),
+        call,
+    )
+    .await
+}
+
+async fn run_by<T, E: From<Late>>(
+    by: Instant,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    tokio::time::timeout_at(tokio::time::Instant::from_std(by), call)
+        .await
+        .unwrap_or(Err(E::from(Late)))
+}
