@@ -12,7 +12,7 @@ use tracing::{error, info, warn, Span};
 
 use crate::lago::Envelope;
 use crate::mapping::{self, MappingError, Plan};
-use crate::salesforce::{Class, Credentials, SalesforceClient, SalesforceError};
+use crate::salesforce::{Class, SalesforceClient, SalesforceError};
 use crate::secrets::{SecretCache, Secrets};
 use crate::signature::{self, Rejection};
 use crate::store::{
@@ -163,10 +163,9 @@ impl<S: IdempotencyStore> App<S> {
             Ok(signature) => signature,
             Err(rejection) => return Outcome::Unauthorized(rejection.reason()),
         };
-        let secrets = match self.verified_secrets(delivery.body, claimed).await {
-            Ok(secrets) => secrets,
-            Err(outcome) => return outcome,
-        };
+        if let Err(outcome) = self.verified_secrets(delivery.body, claimed).await {
+            return outcome;
+        }
         let envelope = match Envelope::parse(delivery.body) {
             Ok(envelope) => envelope,
             Err(e) => return Outcome::Invalid(e.to_string()),
@@ -184,7 +183,7 @@ impl<S: IdempotencyStore> App<S> {
             Err(e) => return Outcome::Invalid(e.to_string()),
         };
         Span::current().record("lago_id", plan.lago_id.as_str());
-        self.process(family, delivery, &envelope.webhook_type, &plan, &secrets)
+        self.process(family, delivery, &envelope.webhook_type, &plan)
             .await
     }
 
@@ -225,7 +224,6 @@ impl<S: IdempotencyStore> App<S> {
         delivery: &Delivery<'_>,
         webhook_type: &str,
         plan: &Plan,
-        secrets: &Secrets,
     ) -> Outcome {
         let body_sha256 = hex::encode(Sha256::digest(delivery.body));
         // Lago always sends the key; without one, identical bodies are the same event.
@@ -251,7 +249,7 @@ impl<S: IdempotencyStore> App<S> {
             body: delivery.body,
             deadline: delivery.deadline,
         };
-        self.write(&attempt, plan, secrets).await
+        self.write(&attempt, plan).await
     }
 
     /// Retries a stored event that the caller has claimed (see [`crate::redrive`]).
@@ -292,15 +290,16 @@ impl<S: IdempotencyStore> App<S> {
             }
         };
         Span::current().record("lago_id", plan.lago_id.as_str());
-        let secrets = match self.secrets.current().await {
-            Ok(secrets) => secrets,
-            Err(e) => return self.give_back(&attempt, e.to_string()).await,
-        };
-        self.write(&attempt, &plan, &secrets).await
+        // Secrets Manager down before anything was tried: release the event rather than
+        // count an attempt (the Salesforce client reads the same kept value next).
+        if let Err(e) = self.secrets.current().await {
+            return self.give_back(&attempt, e.to_string()).await;
+        }
+        self.write(&attempt, &plan).await
     }
 
     /// The steps after the claim: ordering guard, the Salesforce write, and its record.
-    async fn write(&self, attempt: &Attempt<'_>, plan: &Plan, secrets: &Secrets) -> Outcome {
+    async fn write(&self, attempt: &Attempt<'_>, plan: &Plan) -> Outcome {
         let now_ms = epoch_ms();
         if let Some(stamp) = &plan.order {
             match self.store.advance_order(stamp, now_ms).await {
@@ -314,13 +313,9 @@ impl<S: IdempotencyStore> App<S> {
             }
         }
 
-        let credentials = Credentials {
-            client_id: &secrets.salesforce_client_id,
-            client_secret: &secrets.salesforce_client_secret,
-        };
         match self
             .salesforce
-            .write(&credentials, &plan.write, attempt.deadline)
+            .write(&self.secrets, &plan.write, attempt.deadline)
             .await
         {
             Ok(report) => {

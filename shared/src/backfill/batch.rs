@@ -60,7 +60,7 @@ impl<S: IdempotencyStore> Batch<'_, '_, S> {
         let salesforce = &self.run.app.salesforce;
         let writes: Vec<&SalesforceWrite> = ready.iter().map(|m| &m.plan.write).collect();
         let results = salesforce
-            .write_collection(self.run.credentials, &writes, true, deadline)
+            .write_collection(&self.run.app.secrets, &writes, true, deadline)
             .await?;
         let mut unlinked = Vec::new();
         for (record, result) in ready.iter().zip(results) {
@@ -79,7 +79,7 @@ impl<S: IdempotencyStore> Batch<'_, '_, S> {
         }
         let writes: Vec<&SalesforceWrite> = unlinked.iter().map(|m| &m.plan.write).collect();
         let results = salesforce
-            .write_collection(self.run.credentials, &writes, false, deadline)
+            .write_collection(&self.run.app.secrets, &writes, false, deadline)
             .await?;
         for (record, result) in unlinked.into_iter().zip(results) {
             match result {
