@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use lago_sync::lago_api::Listing;
-use lago_sync::salesforce::{Credentials, EXPECTED_SCHEMA};
+use lago_sync::salesforce::EXPECTED_SCHEMA;
 
 use crate::setup::Operator;
 
@@ -25,10 +25,9 @@ pub async fn run() -> ExitCode {
             config.lago_api_url, config.salesforce_url, config.idempotency_table
         ),
     );
-    let secrets = match operator.app.secrets.current().await {
-        Ok(secrets) => secrets,
-        Err(e) => return report.fail("secret", &e.to_string()).finish(),
-    };
+    if let Err(e) = operator.app.secrets.current().await {
+        return report.fail("secret", &e.to_string()).finish();
+    }
     report.pass("secret", &format!("read {}", config.secret_id));
 
     match operator.lago().await {
@@ -45,17 +44,16 @@ pub async fn run() -> ExitCode {
         },
     };
 
-    let credentials = Credentials {
-        client_id: &secrets.salesforce_client_id,
-        client_secret: &secrets.salesforce_client_secret,
-    };
     let salesforce = &operator.app.salesforce;
     let deadline = Instant::now() + BUDGET;
-    if let Err(e) = salesforce.sign_in(&credentials, deadline).await {
+    if let Err(e) = salesforce.sign_in(&operator.app.secrets, deadline).await {
         return report.fail("Salesforce token", &e.to_string()).finish();
     }
     report.pass("Salesforce token", "client credentials accepted");
-    match salesforce.check_schema(&credentials, deadline).await {
+    match salesforce
+        .check_schema(&operator.app.secrets, deadline)
+        .await
+    {
         Ok(problems) if problems.is_empty() => {
             let fields: usize = EXPECTED_SCHEMA.iter().map(|(_, f)| f.len()).sum();
             report.pass(

@@ -1,8 +1,10 @@
 //! The API keys (contract §2), read from Secrets Manager once per warm function and kept
-//! for a few minutes. A signature that fails with the kept HMAC key triggers an early
-//! re-read, so that a rotated key works without a redeploy.
+//! for a few minutes. A signature that fails with the kept HMAC key, or Salesforce client
+//! credentials that the token endpoint refuses, trigger an early re-read, so that a rotated
+//! key or client secret works without a redeploy.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,8 +14,9 @@ use thiserror::Error;
 use tokio::sync::Mutex;
 
 const TTL: Duration = Duration::from_secs(300);
-/// Bad signatures are cheap to send: re-read at most this often because of them (Lago's
-/// retries of the same delivery come about 3 s and 20 s later, so a rotation is seen).
+/// Bad signatures are cheap to send, and a refused client secret refuses every event
+/// until it is fixed: re-read at most this often because of them (Lago's retries of the
+/// same delivery come about 3 s and 20 s later, so a rotation is seen).
 pub const FORCED_REFRESH_GAP: Duration = Duration::from_secs(5);
 
 /// The secret's values. Debug is redacted so that no log or panic can print them.
@@ -64,12 +67,38 @@ impl Secrets {
     }
 }
 
+/// Secrets held in memory, for in-process tests and benchmarks. A clone shares the value:
+/// what [`MemorySecret::set`] stores is what the next read of a [`SecretCache`] over it
+/// returns, as after a rotation in Secrets Manager.
+#[derive(Clone)]
+pub struct MemorySecret(Arc<std::sync::Mutex<Arc<Secrets>>>);
+
+impl MemorySecret {
+    pub fn new(secrets: Secrets) -> Self {
+        MemorySecret(Arc::new(std::sync::Mutex::new(Arc::new(secrets))))
+    }
+
+    pub fn set(&self, secrets: Secrets) {
+        *self.lock() = Arc::new(secrets);
+    }
+
+    fn get(&self) -> Arc<Secrets> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Arc<Secrets>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 enum Source {
     SecretsManager {
         client: aws_sdk_secretsmanager::Client,
         secret_id: String,
     },
-    Fixed(Arc<Secrets>),
+    Memory(MemorySecret),
 }
 
 struct Cached {
@@ -80,6 +109,7 @@ struct Cached {
 pub struct SecretCache {
     source: Source,
     cached: Mutex<Option<Cached>>,
+    reads: AtomicU64,
 }
 
 impl SecretCache {
@@ -90,15 +120,27 @@ impl SecretCache {
                 secret_id: secret_id.into(),
             },
             cached: Mutex::new(None),
+            reads: AtomicU64::new(0),
         }
     }
 
     /// Secrets known up front, for in-process tests and benchmarks.
     pub fn fixed(secrets: Secrets) -> Self {
+        Self::in_memory(MemorySecret::new(secrets))
+    }
+
+    /// Secrets that a test can rotate through `source`.
+    pub fn in_memory(source: MemorySecret) -> Self {
         SecretCache {
-            source: Source::Fixed(Arc::new(secrets)),
+            source: Source::Memory(source),
             cached: Mutex::new(None),
+            reads: AtomicU64::new(0),
         }
+    }
+
+    /// How many times the secret was read from its source (for tests and benchmarks).
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     pub async fn current(&self) -> Result<Arc<Secrets>, SecretsError> {
@@ -115,20 +157,37 @@ impl SecretCache {
         &self,
         used: &Secrets,
     ) -> Result<Option<Arc<Secrets>>, SecretsError> {
-        let mut cached = self.cached.lock().await;
-        let fresh_enough = cached
-            .as_ref()
-            .is_some_and(|c| c.fetched.elapsed() < FORCED_REFRESH_GAP);
-        let latest = match cached.as_ref() {
-            Some(c) if fresh_enough => c.secrets.clone(),
-            _ => self.refresh(&mut cached).await?,
-        };
+        let latest = self.reread_unless_fresh().await?;
         Ok((latest.lago_hmac_key != used.lago_hmac_key).then_some(latest))
     }
 
+    /// Re-reads the secret after the Salesforce token endpoint refused `used`'s client
+    /// credentials, unless that was read moments ago. Returns the new secrets only when
+    /// the client id or secret changed.
+    pub async fn reread_after_refusal(
+        &self,
+        used: &Secrets,
+    ) -> Result<Option<Arc<Secrets>>, SecretsError> {
+        let latest = self.reread_unless_fresh().await?;
+        let changed = latest.salesforce_client_id != used.salesforce_client_id
+            || latest.salesforce_client_secret != used.salesforce_client_secret;
+        Ok(changed.then_some(latest))
+    }
+
+    /// The rate limit of the forced re-reads: a value read less than
+    /// [`FORCED_REFRESH_GAP`] ago is as good as a new read.
+    async fn reread_unless_fresh(&self) -> Result<Arc<Secrets>, SecretsError> {
+        let mut cached = self.cached.lock().await;
+        match cached.as_ref() {
+            Some(c) if c.fetched.elapsed() < FORCED_REFRESH_GAP => Ok(c.secrets.clone()),
+            _ => self.refresh(&mut cached).await,
+        }
+    }
+
     async fn refresh(&self, cached: &mut Option<Cached>) -> Result<Arc<Secrets>, SecretsError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         let secrets = match &self.source {
-            Source::Fixed(secrets) => secrets.clone(),
+            Source::Memory(source) => source.get(),
             Source::SecretsManager { client, secret_id } => {
                 Arc::new(fetch(client, secret_id).await?)
             }
@@ -210,5 +269,28 @@ mod tests {
         let cache = SecretCache::fixed(secrets.clone());
         assert_eq!(*cache.current().await.unwrap(), secrets);
         assert_eq!(cache.reread_after_rejection(&secrets).await.unwrap(), None);
+        assert_eq!(cache.reread_after_refusal(&secrets).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_rereads_a_rotated_client_secret_at_most_every_few_seconds() {
+        let first = Secrets::parse(FULL).unwrap();
+        let source = MemorySecret::new(first.clone());
+        let cache = SecretCache::in_memory(source.clone());
+        cache.current().await.unwrap();
+        let rotated = Secrets {
+            salesforce_client_secret: "rotated-client-secret".into(),
+            ..first.clone()
+        };
+        source.set(rotated.clone());
+        // Read moments ago: the kept value stands, and nothing is read.
+        assert_eq!(cache.reread_after_refusal(&first).await.unwrap(), None);
+        assert_eq!(cache.reads(), 1);
+        // Once read after the gap, the change is seen; a new HMAC key alone is no change.
+        cache.cached.lock().await.as_mut().unwrap().fetched -= FORCED_REFRESH_GAP;
+        let reread = cache.reread_after_refusal(&first).await.unwrap();
+        assert_eq!(reread.as_deref(), Some(&rotated));
+        assert_eq!(cache.reads(), 2);
+        assert_eq!(cache.reread_after_rejection(&first).await.unwrap(), None);
     }
 }

@@ -31,6 +31,20 @@ pub fn count(family: impl std::fmt::Display, outcome: &str) {
     );
 }
 
+/// One occurrence of a condition without dimensions, for an alarm on its sum, e.g.
+/// [`CREDENTIALS_REFUSED`].
+pub fn count_one(name: &str) {
+    emit(
+        serde_json::json!([[]]),
+        serde_json::json!({ "Name": name, "Unit": "Count" }),
+        serde_json::json!({ name: 1 }),
+    );
+}
+
+/// The metric of a token request whose client credentials Salesforce still refused after
+/// the secret was re-read (template.yaml's `SalesforceCredentialsRefusedAlarm`).
+pub const CREDENTIALS_REFUSED: &str = "SalesforceCredentialsRefused";
+
 /// A gauge without dimensions, e.g. the queued backlog after a redrive run.
 pub fn gauge(name: &str, value: f64) {
     emit(

@@ -1,11 +1,11 @@
-//! The pipeline in-process: an [`App`] with the in-memory store, fixed secrets and the
+//! The pipeline in-process: an [`App`] with the in-memory store, in-memory secrets and the
 //! Salesforce stand-in, and helpers to deliver signed bodies to it.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lago_sync::pipeline::{App, Delivery, Outcome};
 use lago_sync::salesforce::SalesforceClient;
-use lago_sync::secrets::{SecretCache, Secrets};
+use lago_sync::secrets::{MemorySecret, SecretCache, Secrets};
 use lago_sync::store::{delivery_key, EventQueue, MemoryStore, StoredDelivery};
 use lago_sync::Family;
 use serde_json::Value;
@@ -19,6 +19,8 @@ pub struct Harness {
     pub family: Family,
     pub app: App<MemoryStore>,
     pub standin: Standin,
+    /// The secret's value "in Secrets Manager": set it to rotate.
+    pub secret: MemorySecret,
 }
 
 impl Harness {
@@ -26,8 +28,9 @@ impl Harness {
         let standin = Standin::start(StandinConfig::default()).await;
         let secrets =
             Secrets::parse(&events::secret_json(HMAC_KEY)).expect("the test secret parses");
+        let secret = MemorySecret::new(secrets);
         let app = App {
-            secrets: SecretCache::fixed(secrets),
+            secrets: SecretCache::in_memory(secret.clone()),
             store: MemoryStore::new(),
             salesforce: SalesforceClient::new(&standin.url(), "62.0"),
         };
@@ -35,6 +38,7 @@ impl Harness {
             family,
             app,
             standin,
+            secret,
         }
     }
 

@@ -443,3 +443,53 @@ async fn a_rotated_hmac_key_is_used_without_a_redeploy() {
         "the key never reaches the logs"
     );
 }
+
+#[tokio::test]
+async fn a_client_secret_rotated_only_in_the_org_is_queued_counted_and_written_later() {
+    let s = stack("invoice-webhook", "invoice", &[]).await;
+    let first = events::body("invoice.created", "inv-1", Some(ACCOUNT), json!({}));
+    assert_eq!(s.deliver("d1", &first).await.0, 200);
+    // A refused client secret re-reads the secret at most every 5 s.
+    tokio::time::sleep(lago_sync::secrets::FORCED_REFRESH_GAP).await;
+    let rotated = "rotated-client-secret-0000";
+    s.standin.set_client_secret(rotated);
+    s.standin.expire_tokens();
+    let second = events::body("invoice.created", "inv-2", Some(ACCOUNT), json!({}));
+    let (status, answer) = s.deliver("d2", &second).await;
+    assert_eq!(
+        (status, &answer["status"], &answer["error_code"]),
+        (202, &json!("queued"), &json!("OAUTH_INVALID_CLIENT")),
+        "{answer}"
+    );
+    let logs = s.function.logs();
+    let metric_lines = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| {
+            line["SalesforceCredentialsRefused"] == json!(1)
+                && line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"]
+                    == "SalesforceCredentialsRefused"
+        })
+        .count();
+    assert_eq!(metric_lines, 1, "{logs}");
+
+    // Secrets Manager catches up: Lago's retry of the delivery is written.
+    let mut secret: Value = serde_json::from_str(&events::secret_json(HMAC_KEY)).unwrap();
+    secret["salesforce_client_secret"] = json!(rotated);
+    Moto::shared()
+        .await
+        .put_secret(&s.secret, &secret.to_string())
+        .await;
+    tokio::time::sleep(lago_sync::secrets::FORCED_REFRESH_GAP).await;
+    let (status, answer) = s.deliver("d2", &second).await;
+    assert_eq!(
+        (status, answer["status"].clone()),
+        (200, json!("synced")),
+        "{answer}"
+    );
+    assert_eq!(s.standin.records("Lago_Invoice__c").len(), 2);
+    assert!(
+        !s.function.logs().contains(rotated),
+        "the secret never reaches the logs"
+    );
+}

@@ -377,6 +377,52 @@ async fn token_endpoint_speaks_client_credentials() {
 }
 
 #[tokio::test]
+async fn a_rotated_client_secret_refuses_the_old_one_and_keeps_issued_tokens() {
+    let (standin, org) = standin().await;
+    let http = reqwest::Client::new();
+    let rotated = http
+        .post(format!("{}/__standin/client-secret", standin.url()))
+        .json(&json!({"client_secret": "rotated-secret"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), StatusCode::NO_CONTENT);
+
+    let old = token(
+        &http,
+        &standin.url(),
+        "local-client-id",
+        "local-client-secret",
+    )
+    .await;
+    assert_eq!(old.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        old.body,
+        json!({"error": "invalid_client", "error_description": "invalid client credentials"})
+    );
+    let new = token(&http, &standin.url(), "local-client-id", "rotated-secret").await;
+    assert_eq!(new.status, StatusCode::OK);
+    // Sessions already open stay open (a test ends them with expire_tokens).
+    let still = org
+        .patch(
+            "/sobjects/Account/001000000000001AAA",
+            json!({"Lago_Currency__c": "EUR"}),
+        )
+        .await;
+    assert_eq!(still.status, StatusCode::NO_CONTENT);
+
+    standin.set_client_secret("local-client-secret");
+    let back = token(
+        &http,
+        &standin.url(),
+        "local-client-id",
+        "local-client-secret",
+    )
+    .await;
+    assert_eq!(back.status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn rest_calls_need_a_current_token() {
     let (standin, org) = standin().await;
     let anonymous = reqwest::Client::new()

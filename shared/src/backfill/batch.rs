@@ -80,7 +80,7 @@ impl<S: Store> Batch<'_, '_, S> {
         let salesforce = &self.run.app.salesforce;
         let writes: Vec<&SalesforceWrite> = held.iter().map(|h| &h.mapped.plan.write).collect();
         let results = salesforce
-            .write_collection(self.run.credentials, &writes, true, deadline)
+            .write_collection(&self.run.app.secrets, &writes, true, deadline)
             .await?;
         let mut unlinked = Vec::new();
         for (at, result) in results.into_iter().enumerate() {
@@ -106,7 +106,7 @@ impl<S: Store> Batch<'_, '_, S> {
             .map(|&at| &held[at].mapped.plan.write)
             .collect();
         let results = salesforce
-            .write_collection(self.run.credentials, &writes, false, deadline)
+            .write_collection(&self.run.app.secrets, &writes, false, deadline)
             .await?;
         for (at, result) in unlinked.into_iter().zip(results) {
             match result {

@@ -23,7 +23,7 @@ use tracing::info;
 
 use crate::lago_api::{LagoApi, LagoApiError, Listing, PER_PAGE};
 use crate::pipeline::App;
-use crate::salesforce::{Credentials, SalesforceError, MAX_COLLECTION};
+use crate::salesforce::{SalesforceError, MAX_COLLECTION};
 use crate::secrets::SecretsError;
 use crate::store::{Store, StoreError};
 use crate::Family;
@@ -98,17 +98,14 @@ pub async fn run<S: Store>(
     lago: &LagoApi,
     options: &Options<'_>,
 ) -> Result<Summary, BackfillError> {
-    let secrets = app.secrets.current().await?;
-    let credentials = Credentials {
-        client_id: &secrets.salesforce_client_id,
-        client_secret: &secrets.salesforce_client_secret,
-    };
+    // Not read for its value (the Salesforce client reads it per call): a run that cannot
+    // read the secret does not start.
+    app.secrets.current().await?;
     let (calls_before, tokens_before) = app.salesforce.calls();
     let lago_before = lago.calls();
     let run = Run {
         app,
         lago,
-        credentials: &credentials,
         options,
         scope: options
             .customer
@@ -147,7 +144,6 @@ pub async fn run<S: Store>(
 struct Run<'a, S> {
     app: &'a App<S>,
     lago: &'a LagoApi,
-    credentials: &'a Credentials<'a>,
     options: &'a Options<'a>,
     scope: String,
 }

@@ -11,7 +11,6 @@ mod answer;
 mod stored;
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -19,8 +18,8 @@ use tracing::{error, info, warn, Span};
 
 use crate::lago::Envelope;
 use crate::mapping::{self, MappingError, Plan};
-use crate::salesforce::{Class, Credentials, SalesforceClient, SalesforceError};
-use crate::secrets::{SecretCache, Secrets, SecretsError};
+use crate::salesforce::{Class, SalesforceClient, SalesforceError};
+use crate::secrets::{SecretCache, SecretsError};
 use crate::signature::{self, Rejection};
 use crate::store::{
     delivery_key, Lease, Park, Release, Status, Store, StoreError, StoredDelivery, Take, Taken,
@@ -103,13 +102,12 @@ impl<S: Store> App<S> {
             Ok(signature) => signature,
             Err(rejection) => return Outcome::Unauthorized(rejection.reason()),
         };
-        let secrets = match self
+        if let Err(outcome) = self
             .verified_secrets(delivery.body, claimed, delivery.deadline)
             .await
         {
-            Ok(secrets) => secrets,
-            Err(outcome) => return outcome,
-        };
+            return outcome;
+        }
         let envelope = match Envelope::parse(delivery.body) {
             Ok(envelope) => envelope,
             Err(e) => return Outcome::Invalid(e.to_string()),
@@ -135,7 +133,7 @@ impl<S: Store> App<S> {
             deadline_ms: delivery.deadline_epoch_ms,
         };
         match mapping::plan(family, &envelope) {
-            Ok(plan) => self.sync(&event, &plan, &secrets).await,
+            Ok(plan) => self.sync(&event, &plan).await,
             Err(MappingError::NoAccount(reason)) => Outcome::Skipped(reason),
             Err(MappingError::Envelope(e)) => Outcome::Invalid(e.to_string()),
             Err(e) => self.store_unmappable(&event, &e).await,
@@ -177,11 +175,11 @@ impl<S: Store> App<S> {
             }
             Err(e) => return self.store_unmappable(&event, &e).await,
         };
-        let secrets = match within(deadline, self.secrets.current()).await {
-            Ok(secrets) => secrets,
-            Err(e) => return Outcome::Unavailable(e.to_string()),
-        };
-        self.sync(&event, &plan, &secrets).await
+        // Read first so that a Secrets Manager outage leaves the event due, not retried.
+        if let Err(e) = within(deadline, self.secrets.current()).await {
+            return Outcome::Unavailable(e.to_string());
+        }
+        self.sync(&event, &plan).await
     }
 
     /// Verifies with the kept HMAC key, and once more with a re-read secret when that
@@ -191,13 +189,13 @@ impl<S: Store> App<S> {
         body: &[u8],
         claimed: &str,
         deadline: Instant,
-    ) -> Result<Arc<Secrets>, Outcome> {
+    ) -> Result<(), Outcome> {
         let unavailable = |e: SecretsError| Outcome::Unavailable(e.to_string());
         let secrets = within(deadline, self.secrets.current())
             .await
             .map_err(unavailable)?;
         if signature::verify(secrets.lago_hmac_key.as_bytes(), body, claimed).is_ok() {
-            return Ok(secrets);
+            return Ok(());
         }
         let rotated = within(deadline, self.secrets.reread_after_rejection(&secrets))
             .await
@@ -207,26 +205,22 @@ impl<S: Store> App<S> {
                 if signature::verify(rotated.lago_hmac_key.as_bytes(), body, claimed).is_ok() =>
             {
                 info!("the HMAC key was rotated; using the new one");
-                Ok(rotated)
+                Ok(())
             }
             _ => Err(Outcome::Unauthorized(Rejection::Mismatch.reason())),
         }
     }
 
     /// Takes the record, writes it, and lets it go with what happened.
-    async fn sync(&self, event: &Event<'_>, plan: &Plan, secrets: &Secrets) -> Outcome {
+    async fn sync(&self, event: &Event<'_>, plan: &Plan) -> Outcome {
         Span::current().record("lago_id", plan.lago_id.as_str());
         let lease = match self.take_record(event, plan).await {
             Ok(lease) => lease,
             Err(outcome) => return outcome,
         };
-        let credentials = Credentials {
-            client_id: &secrets.salesforce_client_id,
-            client_secret: &secrets.salesforce_client_secret,
-        };
         let written = self
             .salesforce
-            .write(&credentials, &plan.write, reserve(event.deadline))
+            .write(&self.secrets, &plan.write, reserve(event.deadline))
             .await;
         match written {
             Ok(report) => {

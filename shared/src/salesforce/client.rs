@@ -1,5 +1,6 @@
 //! PATCH an Account by id, or upsert a custom object by `Lago_Id__c`, with one token
-//! renewal on an expired session.
+//! renewal on an expired session, and the token itself: the client credentials come from
+//! the [`SecretCache`], which is re-read once when the token endpoint refuses them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -10,24 +11,14 @@ use tracing::{info, warn, Span};
 use super::session::{AccessToken, SessionCache};
 use super::{Class, SalesforceError};
 use crate::mapping::{SalesforceWrite, Target, LAGO_ID_FIELD};
+use crate::secrets::{SecretCache, Secrets, SecretsError};
+use crate::telemetry;
 
 /// Longest wait for one Salesforce request; shortened to fit the invocation's deadline.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(8);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Time kept back from the deadline to store the outcome.
 const DEADLINE_RESERVE: Duration = Duration::from_secs(2);
-
-/// The External Client App's consumer key and secret. Debug is redacted.
-pub struct Credentials<'a> {
-    pub client_id: &'a str,
-    pub client_secret: &'a str,
-}
-
-impl std::fmt::Debug for Credentials<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Credentials(<redacted>)")
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteReport {
@@ -44,6 +35,7 @@ pub struct SalesforceClient {
     data_url: String,
     session: SessionCache,
     api_calls: AtomicU64,
+    credentials_refused: AtomicU64,
 }
 
 impl SalesforceClient {
@@ -59,6 +51,7 @@ impl SalesforceClient {
             data_url: format!("{base_url}/services/data/v{api_version}"),
             session: SessionCache::default(),
             api_calls: AtomicU64::new(0),
+            credentials_refused: AtomicU64::new(0),
         }
     }
 
@@ -70,16 +63,22 @@ impl SalesforceClient {
         )
     }
 
+    /// Calls that ended with the client credentials refused after the secret's re-read:
+    /// each counted in the `SalesforceCredentialsRefused` metric too.
+    pub fn credentials_refused(&self) -> u64 {
+        self.credentials_refused.load(Ordering::Relaxed)
+    }
+
     pub async fn write(
         &self,
-        credentials: &Credentials<'_>,
+        secrets: &SecretCache,
         write: &SalesforceWrite,
         deadline: Instant,
     ) -> Result<WriteReport, SalesforceError> {
         let url = self.record_url(&write.target);
         let Some(reference) = &write.reference else {
             return self
-                .patch(credentials, &url, &write.fields, deadline)
+                .patch(secrets, &url, &write.fields, deadline)
                 .await
                 .map(|created| WriteReport {
                     created,
@@ -94,7 +93,7 @@ impl SalesforceClient {
                 Value::String(reference.value.clone()),
             )])),
         );
-        match self.patch(credentials, &url, &linked, deadline).await {
+        match self.patch(secrets, &url, &linked, deadline).await {
             Ok(created) => Ok(WriteReport {
                 created,
                 reference_dropped: false,
@@ -104,9 +103,7 @@ impl SalesforceClient {
                     parent = reference.parent_object,
                     "linked record not in Salesforce; writing without the link"
                 );
-                let created = self
-                    .patch(credentials, &url, &write.fields, deadline)
-                    .await?;
+                let created = self.patch(secrets, &url, &write.fields, deadline).await?;
                 Ok(WriteReport {
                     created,
                     reference_dropped: true,
@@ -130,17 +127,17 @@ impl SalesforceClient {
     /// One PATCH, renewing the token once if the session has expired.
     async fn patch(
         &self,
-        credentials: &Credentials<'_>,
+        secrets: &SecretCache,
         url: &str,
         body: &Map<String, Value>,
         deadline: Instant,
     ) -> Result<Option<bool>, SalesforceError> {
-        let token = self.token(credentials, deadline).await?;
+        let token = self.token(secrets, deadline).await?;
         match self.send(url, body, &token, deadline).await {
             Err(e) if e.is_session_expired() => {
                 info!("Salesforce session expired; requesting a new token");
                 self.session.invalidate(&token).await;
-                let token = self.token(credentials, deadline).await?;
+                let token = self.token(secrets, deadline).await?;
                 self.send(url, body, &token, deadline).await.map_err(|e| {
                     if e.is_session_expired() {
                         // A fresh token refused at once: the integration user or app is misconfigured.
@@ -157,14 +154,54 @@ impl SalesforceClient {
         }
     }
 
+    /// The kept token, or a new one for the client credentials of `secrets`. A refusal of
+    /// those credentials may mean the client secret was rotated (in the org and in
+    /// Secrets Manager): the secret is re-read, at most every few seconds
+    /// ([`SecretCache::reread_after_refusal`]), and the token requested once more when it
+    /// changed. A refusal that remains is transient, so the event waits in the queue
+    /// rather than fail, and is counted in the `SalesforceCredentialsRefused` metric,
+    /// which raises an alarm.
     pub(super) async fn token(
         &self,
-        credentials: &Credentials<'_>,
+        secrets: &SecretCache,
+        deadline: Instant,
+    ) -> Result<AccessToken, SalesforceError> {
+        let used = read_secret(secrets.current(), deadline).await?;
+        let refusal = match self.request_token(&used, deadline).await {
+            Err(e) if e.is_credentials_refused() => e,
+            other => return other,
+        };
+        let result = match read_secret(secrets.reread_after_refusal(&used), deadline).await? {
+            Some(rotated) => {
+                info!(
+                    "Salesforce refused the client credentials; retrying with the re-read secret"
+                );
+                self.request_token(&rotated, deadline).await
+            }
+            None => Err(refusal),
+        };
+        match result {
+            Err(e) if e.is_credentials_refused() => {
+                self.credentials_refused.fetch_add(1, Ordering::Relaxed);
+                telemetry::count_one(telemetry::CREDENTIALS_REFUSED);
+                warn!(
+                    code = %e.code,
+                    "Salesforce refuses the secret's client credentials; the event waits for the secret to be fixed"
+                );
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
+    async fn request_token(
+        &self,
+        secrets: &Secrets,
         deadline: Instant,
     ) -> Result<AccessToken, SalesforceError> {
         let timeout = timeout_before(deadline)?;
         self.session
-            .token(&self.http, &self.token_url, credentials, timeout)
+            .token(&self.http, &self.token_url, secrets, timeout)
             .await
     }
 
@@ -248,6 +285,17 @@ impl SalesforceClient {
     pub(super) async fn invalidate(&self, token: &AccessToken) {
         self.session.invalidate(token).await;
     }
+}
+
+/// Reads the secret within the deadline (a Secrets Manager call when the kept value is old).
+async fn read_secret<T>(
+    read: impl std::future::Future<Output = Result<T, SecretsError>>,
+    deadline: Instant,
+) -> Result<T, SalesforceError> {
+    tokio::time::timeout(timeout_before(deadline)?, read)
+        .await
+        .map_err(|_| SalesforceError::new(None, "TIMEOUT", "the secret was not read in time"))?
+        .map_err(|e| SalesforceError::from_secrets(&e))
 }
 
 fn upsert_created(body: &[u8]) -> Option<bool> {

@@ -9,8 +9,9 @@ use serde_json::{json, Map, Value};
 use tracing::{info, warn};
 
 use super::session::AccessToken;
-use super::{Credentials, SalesforceClient, SalesforceError};
+use super::{SalesforceClient, SalesforceError};
 use crate::mapping::{SalesforceWrite, Target, LAGO_ID_FIELD};
+use crate::secrets::SecretCache;
 
 /// Salesforce's limit for one sObject Collections request.
 pub const MAX_COLLECTION: usize = 200;
@@ -31,7 +32,7 @@ impl SalesforceClient {
     /// failed; record-level refusals are in the returned list.
     pub async fn write_collection(
         &self,
-        credentials: &Credentials<'_>,
+        secrets: &SecretCache,
         writes: &[&SalesforceWrite],
         with_references: bool,
         deadline: Instant,
@@ -52,7 +53,7 @@ impl SalesforceClient {
             .collect::<Result<Vec<_>, _>>()?;
         let body = json!({ "allOrNone": false, "records": records });
         let answer = self
-            .call(credentials, Method::PATCH, &url, Some(&body), deadline)
+            .call(secrets, Method::PATCH, &url, Some(&body), deadline)
             .await?;
         parse_results(&answer, writes.len())
     }
@@ -61,18 +62,18 @@ impl SalesforceClient {
     /// the body of a 2xx answer, else Salesforce's error.
     pub(super) async fn call(
         &self,
-        credentials: &Credentials<'_>,
+        secrets: &SecretCache,
         method: Method,
         url: &str,
         body: Option<&Value>,
         deadline: Instant,
     ) -> Result<Vec<u8>, SalesforceError> {
-        let token = self.token(credentials, deadline).await?;
+        let token = self.token(secrets, deadline).await?;
         match self.send_once(&method, url, body, &token, deadline).await {
             Err(e) if e.is_session_expired() => {
                 info!("Salesforce session expired; requesting a new token");
                 self.invalidate(&token).await;
-                let token = self.token(credentials, deadline).await?;
+                let token = self.token(secrets, deadline).await?;
                 self.send_once(&method, url, body, &token, deadline).await
             }
             other => other,

@@ -7,7 +7,8 @@ use std::time::Instant;
 use reqwest::Method;
 use serde::Deserialize;
 
-use super::{Credentials, SalesforceClient, SalesforceError};
+use super::{SalesforceClient, SalesforceError};
+use crate::secrets::SecretCache;
 
 /// Contract §5: each object and the fields the mapping writes. Accounts are only updated;
 /// the custom objects are also created by upserts, so their fields must be createable.
@@ -111,16 +112,13 @@ impl SalesforceClient {
     /// is missing or not writable; empty when the org is ready.
     pub async fn check_schema(
         &self,
-        credentials: &Credentials<'_>,
+        secrets: &SecretCache,
         deadline: Instant,
     ) -> Result<Vec<SchemaProblem>, SalesforceError> {
         let mut problems = Vec::new();
         for (object, fields) in EXPECTED_SCHEMA {
             let url = format!("{}/sobjects/{object}/describe", self.data_url());
-            let description = match self
-                .call(credentials, Method::GET, &url, None, deadline)
-                .await
-            {
+            let description = match self.call(secrets, Method::GET, &url, None, deadline).await {
                 Ok(body) => serde_json::from_slice::<Description>(&body).map_err(|_| {
                     SalesforceError::new(None, "MALFORMED_RESPONSE", "unreadable describe answer")
                 })?,
@@ -168,9 +166,9 @@ impl SalesforceClient {
     /// integration user let this deployment in.
     pub async fn sign_in(
         &self,
-        credentials: &Credentials<'_>,
+        secrets: &SecretCache,
         deadline: Instant,
     ) -> Result<(), SalesforceError> {
-        self.token(credentials, deadline).await.map(drop)
+        self.token(secrets, deadline).await.map(drop)
     }
 }

@@ -4,6 +4,8 @@
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::secrets::SecretsError;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
     Transient,
@@ -29,12 +31,26 @@ const TRANSIENT_CODES: &[&str] = &[
     "DUPLICATE_VALUE",
     "TIMEOUT",
     "CONNECTION",
+    "SECRETS_UNAVAILABLE",
+    "SECRET_MALFORMED",
+];
+
+/// The token endpoint's answers (as `OAUTH_<error>`) to client credentials it does not
+/// accept. Transient: they follow a rotation of the client secret that Secrets Manager has
+/// not caught up with yet, and the event must wait for it rather than be failed (contract
+/// §7.4); the `SalesforceCredentialsRefused` alarm tells the operator if it lasts.
+const REFUSED_CREDENTIALS: &[&str] = &[
+    "OAUTH_INVALID_CLIENT",
+    "OAUTH_INVALID_CLIENT_ID",
+    "OAUTH_INVALID_CLIENT_CREDENTIALS",
+    "OAUTH_INVALID_GRANT",
 ];
 
 impl SalesforceError {
     pub fn new(status: Option<u16>, code: impl Into<String>, message: impl Into<String>) -> Self {
         let code = code.into();
         let transient = TRANSIENT_CODES.contains(&code.as_str())
+            || REFUSED_CREDENTIALS.contains(&code.as_str())
             || status.is_some_and(|s| s >= 500 || s == 408 || s == 429);
         let class = if transient {
             Class::Transient
@@ -85,6 +101,21 @@ impl SalesforceError {
         };
         // Display of a reqwest error names the URL, never the headers or the body.
         SalesforceError::new(None, code, error.to_string())
+    }
+
+    /// The secret could not be read for the client credentials; its Display names the
+    /// problem, never a value.
+    pub fn from_secrets(error: &SecretsError) -> Self {
+        let code = match error {
+            SecretsError::Unavailable(_) => "SECRETS_UNAVAILABLE",
+            SecretsError::Malformed(_) => "SECRET_MALFORMED",
+        };
+        SalesforceError::new(None, code, error.to_string())
+    }
+
+    /// The token endpoint refused the client id or secret (HTTP 400 or 401).
+    pub fn is_credentials_refused(&self) -> bool {
+        matches!(self.status, Some(400 | 401)) && REFUSED_CREDENTIALS.contains(&self.code.as_str())
     }
 
     pub fn is_session_expired(&self) -> bool {
@@ -200,6 +231,24 @@ mod tests {
                 "{status} {body}"
             );
         }
+    }
+
+    #[test]
+    fn refused_client_credentials_are_transient() {
+        for (status, code) in [
+            (400, "OAUTH_INVALID_CLIENT"),
+            (400, "OAUTH_INVALID_GRANT"),
+            (401, "OAUTH_INVALID_CLIENT_ID"),
+        ] {
+            let e = SalesforceError::new(Some(status), code, "token request refused");
+            assert!(e.is_credentials_refused(), "{e}");
+            assert_eq!(e.class, Class::Transient, "{e}");
+        }
+        let other = SalesforceError::new(Some(400), "OAUTH_UNSUPPORTED_GRANT_TYPE", "no");
+        assert!(!other.is_credentials_refused());
+        assert_eq!(other.class, Class::Permanent);
+        let unreadable = SalesforceError::from_secrets(&SecretsError::Unavailable("x".into()));
+        assert_eq!(unreadable.class, Class::Transient);
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod describe;
 mod error;
 mod session;
 
-pub use client::{Credentials, SalesforceClient, WriteReport};
+pub use client::{SalesforceClient, WriteReport};
 pub use collections::{AccountUpdate, RecordResult, MAX_COLLECTION};
 pub use describe::{SchemaProblem, EXPECTED_SCHEMA};
 pub use error::{Class, SalesforceError};

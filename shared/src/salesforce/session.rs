@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::{Credentials, SalesforceError};
+use super::SalesforceError;
+use crate::secrets::Secrets;
 
 /// The bearer token. Never printed: its Debug output is redacted.
 #[derive(Clone, PartialEq, Eq)]
@@ -43,14 +44,14 @@ impl SessionCache {
         &self,
         http: &reqwest::Client,
         token_url: &str,
-        credentials: &Credentials<'_>,
+        secrets: &Secrets,
         timeout: Duration,
     ) -> Result<AccessToken, SalesforceError> {
         let mut current = self.current.lock().await;
         if let Some(token) = current.as_ref() {
             return Ok(token.clone());
         }
-        let token = self.request(http, token_url, credentials, timeout).await?;
+        let token = self.request(http, token_url, secrets, timeout).await?;
         *current = Some(token.clone());
         Ok(token)
     }
@@ -67,7 +68,7 @@ impl SessionCache {
         &self,
         http: &reqwest::Client,
         token_url: &str,
-        credentials: &Credentials<'_>,
+        secrets: &Secrets,
         timeout: Duration,
     ) -> Result<AccessToken, SalesforceError> {
         #[derive(Deserialize)]
@@ -85,8 +86,8 @@ impl SessionCache {
         self.requested.fetch_add(1, Ordering::Relaxed);
         let form = [
             ("grant_type", "client_credentials"),
-            ("client_id", credentials.client_id),
-            ("client_secret", credentials.client_secret),
+            ("client_id", secrets.salesforce_client_id.as_str()),
+            ("client_secret", secrets.salesforce_client_secret.as_str()),
         ];
         let response = http
             .post(token_url)

@@ -5,7 +5,7 @@ use lago_sync::backfill::{self, Options, Summary};
 use lago_sync::lago_api::LagoApi;
 use lago_sync::pipeline::App;
 use lago_sync::salesforce::SalesforceClient;
-use lago_sync::secrets::{SecretCache, Secrets};
+use lago_sync::secrets::{MemorySecret, SecretCache, Secrets};
 use lago_sync::store::Store;
 
 use super::{account_id, Dataset, LagoStandin, API_KEY};
@@ -17,6 +17,8 @@ pub struct Rig<S> {
     pub salesforce: Standin,
     pub lago: LagoStandin,
     pub api: LagoApi,
+    /// The secret's value "in Secrets Manager": set it to rotate.
+    pub secret: MemorySecret,
 }
 
 impl<S: Store> Rig<S> {
@@ -34,8 +36,9 @@ impl<S: Store> Rig<S> {
         let lago = LagoStandin::start(API_KEY, data).await;
         let secrets =
             Secrets::parse(&events::secret_json(HMAC_KEY)).expect("the test secret parses");
+        let secret = MemorySecret::new(secrets);
         let app = App {
-            secrets: SecretCache::fixed(secrets),
+            secrets: SecretCache::in_memory(secret.clone()),
             store,
             salesforce: SalesforceClient::new(&salesforce.url(), "62.0"),
         };
@@ -45,6 +48,7 @@ impl<S: Store> Rig<S> {
             salesforce,
             lago,
             api,
+            secret,
         }
     }
 

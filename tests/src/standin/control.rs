@@ -26,6 +26,7 @@ pub(crate) fn router() -> Router<App> {
         .route("/stats", get(stats))
         .route("/requests", get(requests))
         .route("/expire-tokens", post(expire_tokens))
+        .route("/client-secret", post(set_client_secret))
         .route("/faults", post(add_fault))
 }
 
@@ -55,6 +56,16 @@ async fn requests(State(app): State<App>) -> Json<Vec<LoggedRequest>> {
 
 async fn expire_tokens(State(app): State<App>) -> StatusCode {
     app.lock().tokens.clear();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct ClientSecret {
+    client_secret: String,
+}
+
+async fn set_client_secret(State(app): State<App>, Json(body): Json<ClientSecret>) -> StatusCode {
+    app.lock().client_secret = body.client_secret;
     StatusCode::NO_CONTENT
 }
 

@@ -164,6 +164,13 @@ impl Standin {
         self.app.lock().tokens.clear();
     }
 
+    /// Rotates the External Client App's consumer secret, as an admin does in Setup: the
+    /// token endpoint refuses the old one from now on (`400 invalid_client`), while tokens
+    /// already issued stay valid until [`Standin::expire_tokens`].
+    pub fn set_client_secret(&self, secret: &str) {
+        self.app.lock().client_secret = secret.to_owned();
+    }
+
     /// Queues a scripted failure for the next matching REST request(s).
     pub fn add_fault(&self, fault: Fault) {
         self.app.lock().faults.push_back(fault);

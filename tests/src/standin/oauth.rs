@@ -37,7 +37,8 @@ pub(crate) async fn token(
             form.get("client_secret")?.clone(),
         ))
     });
-    if credentials != Some((app.client_id.clone(), app.client_secret.clone())) {
+    let client_secret = app.lock().client_secret.clone();
+    if credentials != Some((app.client_id.clone(), client_secret.clone())) {
         return oauth_error("invalid_client", "invalid client credentials");
     }
     let access_token = new_token();
@@ -55,7 +56,7 @@ pub(crate) async fn token(
         .as_millis()
         .to_string();
     // Salesforce signs `id + issued_at` with the consumer secret.
-    let mut mac = Hmac::<Sha256>::new_from_slice(app.client_secret.as_bytes())
+    let mut mac = Hmac::<Sha256>::new_from_slice(client_secret.as_bytes())
         .expect("HMAC takes any key length");
     mac.update(format!("{id}{issued_at}").as_bytes());
     let signature = BASE64.encode(mac.finalize().into_bytes());

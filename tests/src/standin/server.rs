@@ -23,7 +23,6 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     pub schema: Schema,
     pub client_id: String,
-    pub client_secret: String,
     pub api_limit: u64,
     /// Where the stand-in listens; the instance URL when a token request has no Host.
     pub base_url: String,
@@ -38,10 +37,12 @@ impl Shared {
         base_url: String,
     ) -> Self {
         Shared {
-            state: Mutex::default(),
+            state: Mutex::new(State {
+                client_secret,
+                ..State::default()
+            }),
             schema,
             client_id,
-            client_secret,
             api_limit,
             base_url,
         }

@@ -116,6 +116,8 @@ pub(crate) struct State {
     pub stats: Stats,
     pub log: Vec<LoggedRequest>,
     pub faults: VecDeque<Fault>,
+    /// The consumer secret the token endpoint accepts; a test can rotate it.
+    pub client_secret: String,
 }
 
 impl State {
