@@ -1,8 +1,12 @@
 //! An in-memory store with the same conditions as DynamoDB, each operation atomic (one
 //! mutex), for in-process tests with real concurrency, which the emulator cannot model.
+//! A test can [`MemoryStore::hold`] one delivery's writer at a step, to play a race out
+//! in a chosen order.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{watch, Semaphore};
 
 use super::*;
 
@@ -27,11 +31,63 @@ pub struct MemoryStore {
     events: Mutex<HashMap<String, Event>>,
     checkpoints: Mutex<HashMap<String, String>>,
     links: Mutex<HashMap<String, String>>,
+    holds: Mutex<Vec<(Step, String, Hold)>>,
+}
+
+/// Where [`MemoryStore::hold`] stops a writer: before it takes its record, or before it
+/// lets it go (its Salesforce write done, the version not yet advanced).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Take,
+    Release,
+}
+
+/// One writer held at a step: the test waits until it [`Hold::reached`] the step, plays
+/// the rest of the race, then [`Hold::resume`]s it.
+#[derive(Clone)]
+pub struct Hold {
+    reached: watch::Sender<bool>,
+    resumed: Arc<Semaphore>,
+}
+
+impl Hold {
+    pub async fn reached(&self) {
+        let mut reached = self.reached.subscribe();
+        reached.wait_for(|r| *r).await.expect("the hold is alive");
+    }
+
+    pub fn resume(&self) {
+        self.resumed.add_permits(1);
+    }
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Holds the next writer of `delivery` that reaches `step`, until resumed.
+    pub fn hold(&self, step: Step, delivery: &str) -> Hold {
+        let hold = Hold {
+            reached: watch::channel(false).0,
+            resumed: Arc::new(Semaphore::new(0)),
+        };
+        let mut holds = self.holds.lock().expect("store lock");
+        holds.push((step, delivery.to_owned(), hold.clone()));
+        hold
+    }
+
+    async fn pass(&self, step: Step, delivery: &str) {
+        let hold = {
+            let mut holds = self.holds.lock().expect("store lock");
+            let at = holds.iter().position(|(s, d, _)| *s == step && d == delivery);
+            at.map(|at| holds.remove(at).2)
+        };
+        if let Some(hold) = hold {
+            hold.reached.send_replace(true);
+            let permit = hold.resumed.acquire().await.expect("never closed");
+            permit.forget();
+        }
     }
 }
 
@@ -48,6 +104,7 @@ fn lease(record: &str, delivery: &str, body_sha256: &str, view: &RecordView) -> 
 
 impl RecordGuard for MemoryStore {
     async fn take(&self, take: &Take<'_>) -> Result<Taken, StoreError> {
+        self.pass(Step::Take, take.delivery).await;
         let mut records = self.records.lock().expect("store lock");
         let record = records
             .entry(take.record.to_owned())
@@ -72,6 +129,7 @@ impl RecordGuard for MemoryStore {
     }
 
     async fn release(&self, lease: &Lease, release: &Release) -> Result<bool, StoreError> {
+        self.pass(Step::Release, &lease.delivery).await;
         let mut records = self.records.lock().expect("store lock");
         let Some(record) = records.get_mut(&lease.record) else {
             return Ok(false);

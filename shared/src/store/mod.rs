@@ -24,7 +24,7 @@ use std::future::Future;
 use thiserror::Error;
 
 pub use dynamodb::DynamoDbStore;
-pub use memory::MemoryStore;
+pub use memory::{Hold, MemoryStore, Step};
 pub use schema::create_table;
 
 /// How long a completed stored event is kept for an operator to look at.
