@@ -5,7 +5,8 @@
 //! Salesforce record out), [`salesforce`], [`store`] (idempotency and ordering),
 //! [`secrets`], [`pipeline`] (the steps and the answers of the contract), [`entrypoint`],
 //! [`redrive`] (the scheduled retry of stored events), [`transport`] (the one HTTP stack),
-//! and for the operator commands [`lago_api`] and [`backfill`] (the initial sync).
+//! [`lago_api`] (Lago's REST API: the functions' reads of one object, the operator
+//! commands' lists) and [`backfill`] (the initial sync).
 
 // The Lambda runtime's layered service future is deeper than the default limit allows.
 #![recursion_limit = "256"]

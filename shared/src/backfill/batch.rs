@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::customers::Directory;
 use super::summary::{ObjectSummary, SKIP_DRAFT, SKIP_NEWER, SKIP_NO_ACCOUNT};
 use super::{park, BackfillError, Run};
-use crate::lago::Envelope;
+use crate::lago::{as_webhook_body, Envelope};
 use crate::mapping::{self, MappingError, Plan, SalesforceWrite};
 use crate::salesforce::SalesforceError;
 use crate::store::{delivery_key, Lease, Release, Store, Take, Taken};
@@ -124,7 +124,6 @@ impl<S: Store> Batch<'_, '_, S> {
     /// Each record through the webhooks' own envelope and mapping, so the backfill writes
     /// exactly what a webhook writes.
     fn map(&self, items: &[Value], summary: &mut ObjectSummary) -> Vec<Mapped> {
-        let object_type = self.family.object_type();
         let mut mapped = Vec::with_capacity(items.len());
         for item in items {
             // The list is already filtered to finalized and voided; this guards against
@@ -133,16 +132,14 @@ impl<S: Store> Batch<'_, '_, S> {
                 summary.skip(SKIP_DRAFT);
                 continue;
             }
-            let mut object = item.clone();
-            if self.family == Family::Subscription {
+            let webhook_type = park::webhook_type(self.family);
+            let body = if self.family == Family::Subscription {
+                let mut object = item.clone();
                 self.joined.embed(&mut object);
-            }
-            let body = serde_json::to_vec(&json!({
-                "webhook_type": park::webhook_type(self.family),
-                "object_type": object_type,
-                object_type: object,
-            }))
-            .expect("JSON serialises");
+                as_webhook_body(self.family, webhook_type, &object)
+            } else {
+                as_webhook_body(self.family, webhook_type, item)
+            };
             let plan = Envelope::parse(&body)
                 .map_err(MappingError::from)
                 .and_then(|envelope| mapping::plan(self.family, &envelope));

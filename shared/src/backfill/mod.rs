@@ -180,7 +180,7 @@ impl<S: Store> Run<'_, S> {
                 )
                 .await?;
         }
-        let listing = listing(family);
+        let listing = Listing::from(family);
         loop {
             if self.out_of_time() {
                 return Ok(());
@@ -238,14 +238,5 @@ impl<S: Store> Run<'_, S> {
 
     fn out_of_time(&self) -> bool {
         self.options.stop_at.is_some_and(|at| Instant::now() >= at)
-    }
-}
-
-fn listing(family: Family) -> Listing {
-    match family {
-        Family::Customer => Listing::Customers,
-        Family::Subscription => Listing::Subscriptions,
-        Family::Invoice => Listing::Invoices,
-        Family::CreditNote => Listing::CreditNotes,
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Each is stored exactly as a webhook delivery of that record would be: the key
 //! `delivery#<family>#backfill-<lago_id>` and a webhook-shaped body
-//! `{"webhook_type", "object_type", "<object_type>": <the Lago object>}`. That is sound
+//! `{"webhook_type", "object_type", "<object_type>": <the Lago object>}`
+//! ([`crate::lago::as_webhook_body`], with [`webhook_type`]). That is sound
 //! because the redrive (and `lago-sync redrive`) only ever re-maps a stored body with
 //! [`crate::mapping::plan`] and writes it through the ordering guard: a synthesized body
 //! is mapped exactly like a received one, so `list`, `redrive` and the redrive function

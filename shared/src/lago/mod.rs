@@ -6,7 +6,7 @@ mod envelope;
 mod objects;
 mod values;
 
-pub use envelope::{Envelope, EnvelopeError};
+pub use envelope::{as_webhook_body, Envelope, EnvelopeError};
 pub use objects::{CreditNote, Customer, IntegrationCustomer, Invoice, Subscription};
 pub use values::{
     BillingTime, CreditNoteReason, CreditStatus, InvoiceStatus, InvoiceType, PaymentStatus,

@@ -1,6 +1,7 @@
 //! A stand-in for Lago's REST API (lago-webhooks.md §6): the four paginated lists with
-//! Lago's `meta`, their filters and default filters, Bearer authentication, webhook
-//! endpoints, and call counters, for the backfill and set-up commands.
+//! Lago's `meta`, their filters and default filters, the four single-record reads with
+//! Lago's 404 (the subscription one by status, as lago-api does), Bearer authentication,
+//! webhook endpoints, call counters, and injected failures and slowness.
 
 mod dataset;
 mod rig;
@@ -9,6 +10,9 @@ mod server;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::http::StatusCode;
 
 use serde_json::Value;
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -36,6 +40,12 @@ impl LagoStats {
             .filter(|(route, _)| route.starts_with(&prefix))
             .map(|(_, n)| n)
             .sum()
+    }
+
+    /// Requests on exactly `route`, e.g. `GET /api/v1/customers/ext-000001` (the path as
+    /// sent, percent-encoding kept, without the query).
+    pub fn route(&self, route: &str) -> u64 {
+        self.by_route.get(route).copied().unwrap_or(0)
     }
 }
 
@@ -83,13 +93,38 @@ impl LagoStandin {
         self.shared.lock().endpoints.clone()
     }
 
-    /// Replaces a record of a list (matched by `lago_id`), e.g. to make it newer.
+    /// Replaces a record of a list (matched by `lago_id`), e.g. to make Lago's current
+    /// state differ from a webhook's, or adds it when there is none with that `lago_id`.
     pub fn replace(&self, collection: &str, record: Value) {
         let mut state = self.shared.lock();
         let list = state.data.list_mut(collection);
-        if let Some(slot) = list.iter_mut().find(|r| r["lago_id"] == record["lago_id"]) {
-            *slot = record;
+        match list.iter_mut().find(|r| r["lago_id"] == record["lago_id"]) {
+            Some(slot) => *slot = record,
+            None => list.push(record),
         }
+    }
+
+    /// The stored record of `collection` with this `lago_id`.
+    pub fn record(&self, collection: &str, lago_id: &str) -> Option<Value> {
+        let state = self.shared.lock();
+        let found = state
+            .data
+            .list(collection)
+            .iter()
+            .find(|r| r["lago_id"] == lago_id);
+        found.cloned()
+    }
+
+    /// From now on every request answers `status` (e.g. 503) with Lago's error body, until
+    /// called with `None`. Requests are still counted.
+    pub fn fail_with(&self, status: Option<u16>) {
+        self.shared.lock().failing =
+            status.map(|s| StatusCode::from_u16(s).expect("an HTTP status"));
+    }
+
+    /// From now on every request waits `delay` before it is answered (zero: no wait).
+    pub fn set_delay(&self, delay: Duration) {
+        self.shared.lock().delay = delay;
     }
 }
 

@@ -1,6 +1,8 @@
-//! The routes, Bearer authentication and Lago's pagination.
+//! The routes, Bearer authentication, Lago's pagination and the injected faults.
 
+use std::cmp::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use axum::{
     extract::{Path, Query, Request, State},
@@ -23,6 +25,10 @@ pub(super) struct Inner {
     pub data: Dataset,
     pub endpoints: Vec<Value>,
     pub stats: LagoStats,
+    /// Every request (counted, before authentication) answers this status.
+    pub failing: Option<StatusCode>,
+    /// Every request waits this long before it is answered.
+    pub delay: Duration,
 }
 
 pub(super) struct Shared {
@@ -38,6 +44,8 @@ impl Shared {
                 data,
                 endpoints: Vec::new(),
                 stats: LagoStats::default(),
+                failing: None,
+                delay: Duration::ZERO,
             }),
         }
     }
@@ -56,6 +64,10 @@ pub(super) fn router(app: App) -> Router {
         .route("/api/v1/subscriptions", get(subscriptions))
         .route("/api/v1/invoices", get(invoices))
         .route("/api/v1/credit_notes", get(credit_notes))
+        .route("/api/v1/customers/{external_id}", get(customer))
+        .route("/api/v1/subscriptions/{external_id}", get(subscription))
+        .route("/api/v1/invoices/{lago_id}", get(invoice))
+        .route("/api/v1/credit_notes/{lago_id}", get(credit_note))
         .route(
             "/api/v1/webhook_endpoints",
             get(list_endpoints).post(create_endpoint),
@@ -65,13 +77,26 @@ pub(super) fn router(app: App) -> Router {
         .with_state(app)
 }
 
-/// Counts every request, then refuses it without the right Bearer key, as Lago does.
+/// Counts every request, applies the injected delay and failure, then refuses a request
+/// without the right Bearer key, as Lago does.
 async fn authenticate(State(app): State<App>, request: Request, next: Next) -> Response {
-    {
+    let (delay, failing) = {
         let mut state = app.lock();
         state.stats.requests += 1;
         let route = format!("{} {}", request.method(), request.uri().path());
         *state.stats.by_route.entry(route).or_default() += 1;
+        (state.delay, state.failing)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(status) = failing {
+        let error = status.canonical_reason().unwrap_or("Error");
+        return (
+            status,
+            Json(json!({ "status": status.as_u16(), "error": error })),
+        )
+            .into_response();
     }
     let key = request
         .headers()
@@ -186,6 +211,89 @@ async fn credit_notes(State(app): State<App>, Query(params): Params) -> Response
     list(&app, "credit_notes", &params, |_| true)
 }
 
+/// Lago's answer for a missing record (`ApiResponses#not_found_error`).
+fn not_found(resource: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(
+            json!({ "status": 404, "error": "Not Found", "code": format!("{resource}_not_found") }),
+        ),
+    )
+        .into_response()
+}
+
+/// `{"<object_type>": record}`, or Lago's 404.
+fn single(object_type: &str, record: Option<&Value>) -> Response {
+    match record {
+        Some(record) => Json(json!({ object_type: record })).into_response(),
+        None => not_found(object_type),
+    }
+}
+
+/// `CustomersController#show`: by `external_id`.
+async fn customer(State(app): State<App>, Path(external_id): Path<String>) -> Response {
+    let state = app.lock();
+    let found = state
+        .data
+        .customers
+        .iter()
+        .find(|c| c["external_id"] == json!(external_id));
+    single("customer", found)
+}
+
+/// `SubscriptionsController#show` (lago-api, 2026-08): `subscriptions.order("terminated_at
+/// DESC NULLS FIRST, started_at DESC").find_by(external_id:, status: params[:status] ||
+/// :active)`. Only `status` is read (`subscription_status` is a parameter of the nested
+/// routes, not of this one); like Rails, the last of repeated `status` values wins.
+async fn subscription(
+    State(app): State<App>,
+    Path(external_id): Path<String>,
+    Query(params): Params,
+) -> Response {
+    let status = values(&params, "status").pop().unwrap_or("active");
+    let state = app.lock();
+    let found = state
+        .data
+        .subscriptions
+        .iter()
+        .filter(|s| s["external_id"] == json!(external_id) && s["status"] == json!(status))
+        .min_by(|a, b| {
+            desc_nulls_first(&a["terminated_at"], &b["terminated_at"])
+                .then_with(|| desc_nulls_first(&a["started_at"], &b["started_at"]))
+        });
+    single("subscription", found)
+}
+
+/// PostgreSQL's `DESC` order of timestamps (ISO 8601 strings here), nulls first.
+fn desc_nulls_first(a: &Value, b: &Value) -> Ordering {
+    match (a.as_str(), b.as_str()) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Less,
+        (Some(_), None) => Ordering::Greater,
+        (Some(a), Some(b)) => b.cmp(a),
+    }
+}
+
+/// `InvoicesController#show`: by id, among the visible statuses.
+async fn invoice(State(app): State<App>, Path(lago_id): Path<String>) -> Response {
+    const VISIBLE: [&str; 5] = ["draft", "finalized", "voided", "failed", "pending"];
+    let state = app.lock();
+    let found = state.data.invoices.iter().find(|i| {
+        i["lago_id"] == json!(lago_id) && VISIBLE.contains(&i["status"].as_str().unwrap_or(""))
+    });
+    single("invoice", found)
+}
+
+/// `CreditNotesController#show`: by id, finalized only (the serializer has no such
+/// status, so a record without `status` is a finalized one).
+async fn credit_note(State(app): State<App>, Path(lago_id): Path<String>) -> Response {
+    let state = app.lock();
+    let found = state.data.credit_notes.iter().find(|n| {
+        n["lago_id"] == json!(lago_id) && n.get("status").is_none_or(|status| status == "finalized")
+    });
+    single("credit_note", found)
+}
+
 async fn list_endpoints(State(app): State<App>, Query(params): Params) -> Response {
     let state = app.lock();
     let endpoints: Vec<&Value> = state.endpoints.iter().collect();
@@ -260,11 +368,7 @@ async fn update_endpoint(
         .iter_mut()
         .find(|e| e["lago_id"] == json!(id))
     else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "status": 404, "error": "Not Found", "code": "webhook_endpoint_not_found" })),
-        )
-            .into_response();
+        return not_found("webhook_endpoint");
     };
     let updated = endpoint_json(&id, input);
     *slot = updated["webhook_endpoint"].clone();
