@@ -55,6 +55,19 @@ impl Family {
         }
     }
 
+    /// The type a record's state read from Lago's API is mapped as (the backfill, the
+    /// recovery of a dead writer): one the family writes, the one Lago sends when such a
+    /// record is made (`customer.updated` for Accounts, which are only ever updated;
+    /// subscriptions have no `.created` event, so `subscription.updated`).
+    pub fn state_type(self) -> &'static str {
+        match self {
+            Family::Customer => "customer.updated",
+            Family::Subscription => "subscription.updated",
+            Family::Invoice => "invoice.created",
+            Family::CreditNote => "credit_note.created",
+        }
+    }
+
     pub fn writes(self, webhook_type: &str) -> bool {
         self.writing_types().contains(&webhook_type)
     }

@@ -132,7 +132,7 @@ impl<S: Store> Batch<'_, '_, S> {
                 summary.skip(SKIP_DRAFT);
                 continue;
             }
-            let webhook_type = park::webhook_type(self.family);
+            let webhook_type = self.family.state_type();
             let body = if self.family == Family::Subscription {
                 let mut object = item.clone();
                 self.joined.embed(&mut object);

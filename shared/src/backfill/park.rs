@@ -3,7 +3,7 @@
 //! Each is stored exactly as a webhook delivery of that record would be: the key
 //! `delivery#<family>#backfill-<lago_id>` and a webhook-shaped body
 //! `{"webhook_type", "object_type", "<object_type>": <the Lago object>}`
-//! ([`crate::lago::as_webhook_body`], with [`webhook_type`]). That is sound
+//! ([`crate::lago::as_webhook_body`], with [`Family::state_type`]). That is sound
 //! because the redrive (and `lago-sync redrive`) only ever re-maps a stored body with
 //! [`crate::mapping::plan`] and writes it through the ordering guard: a synthesized body
 //! is mapped exactly like a received one, so `list`, `redrive` and the redrive function
@@ -15,18 +15,6 @@ use crate::pipeline::retry_delay_ms;
 use crate::salesforce::{Class, SalesforceError};
 use crate::store::{delivery_key, EventQueue, Park, Status, StoreError};
 use crate::{clock, Family};
-
-/// A webhook type the family writes: the one Lago sends when such a record is made
-/// (`customer.updated` for Accounts, which are only ever updated; subscriptions have no
-/// `.created` event, so `subscription.updated`).
-pub(super) fn webhook_type(family: Family) -> &'static str {
-    match family {
-        Family::Customer => "customer.updated",
-        Family::Subscription => "subscription.updated",
-        Family::Invoice => "invoice.created",
-        Family::CreditNote => "credit_note.created",
-    }
-}
 
 /// Stores the refused record for redrive: queued for a transient error, failed for a
 /// permanent one. `None` when an earlier run already stored it under that key.
@@ -48,7 +36,7 @@ pub(super) async fn park<S: EventQueue>(
         key: &key,
         record,
         family: family.as_str(),
-        webhook_type: webhook_type(family),
+        webhook_type: family.state_type(),
         body_sha256: &hex::encode(Sha256::digest(body)),
         body,
         status,

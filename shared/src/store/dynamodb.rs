@@ -1,5 +1,6 @@
-//! The DynamoDB store, with the in-memory store's semantics: every write is one conditional
-//! request, so each method is as atomic as there under its mutex.
+//! The DynamoDB store, with the in-memory store's semantics ([`verdict`] decides for both).
+//! Each change of an item is one conditional request, as atomic as the other store's
+//! changes under its mutex.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -28,12 +29,11 @@ const HOLDER: [(&str, &str); 6] = [
 ];
 const LET_GO: &str = "REMOVE #holder, #hash, #token, #lease, #parked, #due";
 
-/// No newer state is written. A take without a version passes it with `i64::MAX`: a state
-/// the payload cannot order is written as it comes.
+/// No newer state is written than `:version` ([`version_bound`]).
 const NOT_OLDER: &str = "(attribute_not_exists(#written) OR #written <= :version)";
 
-/// Conditional writes refused although the item read back allows them: the item changed
-/// in between (or an emulator did not return the refusing item), so decide again.
+/// How often a take is tried when its refusal reads as no refusal: the item changed between
+/// the refusal and the read (an emulator that does not return the refusing item is read).
 const ATTEMPTS: usize = 3;
 
 pub struct DynamoDbStore {
@@ -142,7 +142,7 @@ impl RecordGuard for DynamoDbStore {
                 .expression_attribute_values(":ref", s(take.lago_ref))
                 .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
                 .expression_attribute_values(":now_ms", n(take.now_ms))
-                .expression_attribute_values(":version", n(take.version.unwrap_or(i64::MAX)));
+                .expression_attribute_values(":version", version_bound(take.version));
             match self.swap(&key, request).await? {
                 Swap::Applied(old) => {
                     let lease = lease(take.record, take.delivery, take.body_sha256, token, &old)?;
@@ -280,7 +280,7 @@ impl RecordGuard for DynamoDbStore {
                 .expression_attribute_values(":token", s(&token))
                 .expression_attribute_values(":lease", n(lease_until_ms))
                 .expression_attribute_values(":now_ms", n(now_ms))
-                .expression_attribute_values(":version", n(version.unwrap_or(i64::MAX)));
+                .expression_attribute_values(":version", version_bound(version));
             let old = match self.swap(&key, request).await? {
                 Swap::Applied(old) => {
                     let hash = text(&old, "holder_hash").unwrap_or_default();
@@ -297,17 +297,17 @@ impl RecordGuard for DynamoDbStore {
                     })
                 }
             };
-            let Some(written) = old.written.filter(|w| *w > version.unwrap_or(i64::MAX)) else {
-                continue;
+            let written = match (old.written, version) {
+                (Some(written), Some(version)) if written > version => written,
+                _ => continue,
             };
-            // Nothing is left to write: the lease ends here, unless it changed meanwhile.
+            // Nothing is left to write: the lease ends here, unless it was taken meanwhile.
             let result = self
                 .update(&key)
                 .update_expression(LET_GO)
-                .condition_expression("#holder = :delivery AND #lease = :lease")
+                .condition_expression("#token = :token")
                 .set_expression_attribute_names(Some(names(&HOLDER)))
-                .expression_attribute_values(":delivery", s(&holder.delivery))
-                .expression_attribute_values(":lease", n(holder.lease_until_ms))
+                .expression_attribute_values(":token", s(&holder.token))
                 .send()
                 .await;
             if conditional(result)?.is_some() {
@@ -694,6 +694,11 @@ fn number(item: &Item, name: &str) -> Option<i64> {
     item.get(name)
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())
+}
+
+/// The `:version` of [`NOT_OLDER`]: a state the payload cannot order is written as it comes.
+fn version_bound(version: Option<i64>) -> AttributeValue {
+    n(version.unwrap_or(i64::MAX))
 }
 
 fn s(value: &str) -> AttributeValue {

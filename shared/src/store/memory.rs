@@ -165,7 +165,7 @@ impl RecordGuard for MemoryStore {
             .iter()
             .filter_map(|(id, record)| {
                 let holder = record.view.holder.as_ref()?;
-                (holder.lease_until_ms <= now_ms).then(|| Lapsed {
+                (holder.lease_until_ms < now_ms).then(|| Lapsed {
                     record: id.clone(),
                     delivery: holder.delivery.clone(),
                     family: record.family.clone(),
@@ -282,6 +282,8 @@ impl EventQueue for MemoryStore {
             .filter(|e| e.parked == Some(status))
             .filter(|e| due_by_ms.is_none_or(|by| e.stored.due_at_ms.unwrap_or_default() <= by))
             .map(|e| StoredDelivery {
+                record: String::new(),
+                body_sha256: String::new(),
                 body: None,
                 ..e.stored.clone()
             })

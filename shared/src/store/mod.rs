@@ -246,8 +246,10 @@ pub trait EventQueue: Send + Sync {
         key: &str,
     ) -> impl Future<Output = Result<Option<StoredDelivery>, StoreError>> + Send;
 
-    /// Stored events of `status` (bodies left out), oldest `due_at` first, at most `limit`;
-    /// with `due_by_ms`, only those due by then.
+    /// Stored events of `status` as the sparse index lists them (without `record`,
+    /// `body_sha256` and `body`: [`EventQueue::claim_due`] and [`EventQueue::load`] read
+    /// those), oldest `due_at` first, at most `limit`; with `due_by_ms`, only those due
+    /// by then.
     fn parked(
         &self,
         status: Status,
