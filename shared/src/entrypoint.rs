@@ -18,7 +18,7 @@ use lambda_http::Body;
 use tracing::{error, Instrument};
 
 use crate::config::Config;
-use crate::pipeline::{App, Delivery, Outcome};
+use crate::pipeline::{App, Delivery, LagoReader, Outcome};
 use crate::salesforce::SalesforceClient;
 use crate::secrets::SecretCache;
 use crate::store::{DynamoDbStore, Store};
@@ -86,6 +86,7 @@ pub async fn build(config: &Config) -> App<DynamoDbStore> {
             &config.idempotency_table,
         ),
         salesforce: SalesforceClient::new(&config.salesforce_url, &config.salesforce_api_version),
+        lago: LagoReader::new(&config.lago_api_url),
     }
 }
 

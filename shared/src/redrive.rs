@@ -1,7 +1,8 @@
-//! The automatic redrive: a scheduled run retries the queued events that are due, each
-//! claimed by one run only, until Salesforce takes them; past their maximum age they
-//! become `dead` and wait for an operator. Lago gives up after about 25 seconds, so this
-//! is what makes a longer Salesforce outage lose nothing.
+//! The automatic redrive: a scheduled run first recovers the records whose writer died
+//! holding them (their lease lapsed: Lago's current state is written), then retries the
+//! queued events that are due, each claimed by one run only, until Salesforce takes them;
+//! past their maximum age they become `dead` and wait for an operator. Lago gives up after
+//! about 25 seconds, so this is what makes a longer outage, or a crash, lose nothing.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -23,6 +24,11 @@ const BACKLOG_CAP: usize = 1000;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
+    /// Records whose writer died, written again from Lago's current state.
+    pub recovered: u32,
+    /// Such records still waiting (Lago's API or Salesforce unavailable): the next run
+    /// tries again.
+    pub unrecovered: u32,
     pub synced: u32,
     pub skipped: u32,
     pub queued: u32,
@@ -53,6 +59,7 @@ pub async fn run_at<S: Store>(
     now_ms: impl Fn() -> i64,
 ) -> Result<Report, StoreError> {
     let mut report = Report::default();
+    recover_lapsed(app, deadline, now_ms(), &mut report).await?;
     // Each event is tried at most once per run, however soon it falls due again.
     let mut tried = HashSet::new();
     'runs: loop {
@@ -104,6 +111,45 @@ pub async fn run_at<S: Store>(
     telemetry::gauge("QueuedBacklog", report.backlog as f64);
     info!(?report, "redrive run finished");
     Ok(report)
+}
+
+/// Recovers the records whose lease lapsed by `now_ms`, within one batch.
+async fn recover_lapsed<S: Store>(
+    app: &App<S>,
+    deadline: Instant,
+    now_ms: i64,
+    report: &mut Report,
+) -> Result<(), StoreError> {
+    for lapsed in app.store.lapsed(now_ms, BATCH).await? {
+        if Instant::now() + PER_EVENT + RESERVE > deadline {
+            break;
+        }
+        let span = tracing::info_span!(
+            "recover",
+            delivery_key = %lapsed.delivery,
+            family = %lapsed.family,
+            record = %lapsed.record,
+            lago_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            api_usage = tracing::field::Empty,
+        );
+        let outcome = app
+            .recover(&lapsed, Instant::now() + PER_EVENT)
+            .instrument(span.clone())
+            .await;
+        span.record("outcome", outcome.label());
+        span.in_scope(|| match outcome.status_code() {
+            200 => {
+                report.recovered += 1;
+                info!("a lapsed record was recovered");
+            }
+            _ => {
+                report.unrecovered += 1;
+                warn!(?outcome, "a lapsed record is not recovered yet");
+            }
+        });
+    }
+    Ok(())
 }
 
 /// Claims and retries one due event; returns its outcome's label, or `busy`.

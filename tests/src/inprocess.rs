@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lago_sync::pipeline::{App, Delivery, Outcome};
+use lago_sync::pipeline::{App, Delivery, LagoReader, Outcome};
 use lago_sync::salesforce::SalesforceClient;
 use lago_sync::secrets::{MemorySecret, SecretCache, Secrets};
 use lago_sync::store::{delivery_key, EventQueue, MemoryStore, StoredDelivery};
@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::events::{self, HMAC_KEY};
 use crate::lago::sign;
+use crate::lago_standin::{Dataset, LagoStandin, API_KEY as LAGO_API_KEY};
 use crate::standin::{Standin, StandinConfig};
 
 /// Answers webhooks as `family`'s function would.
@@ -19,6 +20,8 @@ pub struct Harness {
     pub family: Family,
     pub app: App<MemoryStore>,
     pub standin: Standin,
+    /// Lago's API, for what the pipeline reads there (empty until a test fills it).
+    pub lago: LagoStandin,
     /// The secret's value "in Secrets Manager": set it to rotate.
     pub secret: MemorySecret,
 }
@@ -29,15 +32,18 @@ impl Harness {
         let secrets =
             Secrets::parse(&events::secret_json(HMAC_KEY)).expect("the test secret parses");
         let secret = MemorySecret::new(secrets);
+        let lago = LagoStandin::start(LAGO_API_KEY, Dataset::default()).await;
         let app = App {
             secrets: SecretCache::in_memory(secret.clone()),
             store: MemoryStore::new(),
             salesforce: SalesforceClient::new(&standin.url(), "62.0"),
+            lago: LagoReader::new(&lago.url()),
         };
         Harness {
             family,
             app,
             standin,
+            lago,
             secret,
         }
     }

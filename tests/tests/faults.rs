@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use lago_sync::pipeline::{App, Outcome};
+use lago_sync::pipeline::{App, LagoReader, Outcome};
 use lago_sync::redrive::run_at;
 use lago_sync::salesforce::SalesforceClient;
 use lago_sync::secrets::{SecretCache, Secrets};
@@ -146,6 +146,7 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// The events of these cases name their Account: Lago's API is never read.
 fn app(
     table: &str,
     dynamodb: aws_sdk_dynamodb::Client,
@@ -155,6 +156,7 @@ fn app(
         secrets: SecretCache::fixed(Secrets::parse(&events::secret_json(HMAC_KEY)).unwrap()),
         store: DynamoDbStore::new(dynamodb, table),
         salesforce: SalesforceClient::new(salesforce_url, "62.0"),
+        lago: LagoReader::new(&closed_endpoint()),
     }
 }
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lago_sync::lago::Envelope;
 use lago_sync::mapping;
-use lago_sync::pipeline::{App, Delivery, Outcome};
+use lago_sync::pipeline::{App, Delivery, LagoReader, Outcome};
 use lago_sync::salesforce::SalesforceClient;
 use lago_sync::secrets::{SecretCache, Secrets};
 use lago_sync::signature::{self, Rejection};
@@ -32,6 +32,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{json, Map, Value};
 use sync_testkit::events::{self, ACCOUNT, HMAC_KEY};
 use sync_testkit::lago::sign;
+use sync_testkit::lago_standin::{Dataset, LagoStandin, API_KEY as LAGO_API_KEY};
 use sync_testkit::standin::{Standin, StandinConfig};
 
 const CASES: u32 = 256;
@@ -656,6 +657,7 @@ struct Rig {
     runtime: tokio::runtime::Runtime,
     app: App<MemoryStore>,
     standin: Standin,
+    _lago: LagoStandin,
     keys: AtomicU64,
     /// How many cases ended in each answer, to show the properties are not vacuous.
     labels: Mutex<BTreeMap<&'static str, u32>>,
@@ -675,15 +677,19 @@ impl Rig {
             .build()
             .unwrap();
         let standin = runtime.block_on(Standin::start(StandinConfig::default()));
+        // Knows no customer: an unlinked one is looked up there, then skipped.
+        let lago = runtime.block_on(LagoStandin::start(LAGO_API_KEY, Dataset::default()));
         let app = App {
             secrets: SecretCache::fixed(Secrets::parse(&events::secret_json(HMAC_KEY)).unwrap()),
             store: MemoryStore::new(),
             salesforce: SalesforceClient::new(&standin.url(), "62.0"),
+            lago: LagoReader::new(&lago.url()),
         };
         Rig {
             runtime,
             app,
             standin,
+            _lago: lago,
             keys: AtomicU64::new(0),
             labels: Mutex::default(),
         }

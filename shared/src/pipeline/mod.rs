@@ -8,6 +8,7 @@
 //! a state that failed never hides an older one that can still be written.
 
 mod answer;
+mod lookups;
 mod stored;
 
 use std::future::Future;
@@ -17,16 +18,19 @@ use sha2::{Digest, Sha256};
 use tracing::{error, info, warn, Span};
 
 use crate::lago::Envelope;
-use crate::mapping::{self, MappingError, Plan};
+use crate::mapping::{MappingError, Plan};
 use crate::salesforce::{Class, SalesforceClient, SalesforceError};
 use crate::secrets::{SecretCache, SecretsError};
 use crate::signature::{self, Rejection};
 use crate::store::{
-    delivery_key, Lease, Park, Release, Status, Store, StoreError, StoredDelivery, Take, Taken,
+    delivery_key, Lapsed, Lease, Park, Release, Status, Store, StoreError, StoredDelivery, Take,
+    Taken,
 };
 use crate::{clock, telemetry, Family};
 
 pub use answer::Outcome;
+use lookups::Unplanned;
+pub use lookups::{LagoReader, LookupError};
 pub use stored::retry_delay_ms;
 pub(crate) use stored::storable;
 
@@ -35,6 +39,7 @@ pub struct App<S> {
     pub secrets: SecretCache,
     pub store: S,
     pub salesforce: SalesforceClient,
+    pub lago: LagoReader,
 }
 
 /// A webhook request as the pipeline sees it, independent of API Gateway.
@@ -60,6 +65,25 @@ const ANSWER_MARGIN: Duration = Duration::from_millis(250);
 const BUSY_WAITS_MS: [u64; 4] = [100, 200, 400, 800];
 /// A delivery stored because its record stayed busy is due again this soon.
 const BUSY_RETRY_MS: i64 = 5_000;
+
+/// Why an event was not written, classified once: a transient failure is queued for the
+/// redrive, a permanent one stored `failed` for an operator.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub class: Class,
+    pub code: String,
+    pub message: String,
+}
+
+impl From<SalesforceError> for Failure {
+    fn from(e: SalesforceError) -> Failure {
+        Failure {
+            class: e.class,
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
 
 /// One event on its way to Salesforce: a delivery, or the retry of a stored event.
 struct Event<'a> {
@@ -132,11 +156,12 @@ impl<S: Store> App<S> {
             deadline: delivery.deadline,
             deadline_ms: delivery.deadline_epoch_ms,
         };
-        match mapping::plan(family, &envelope) {
+        match self.plan(family, delivery.body, delivery.deadline).await {
             Ok(plan) => self.sync(&event, &plan).await,
-            Err(MappingError::NoAccount(reason)) => Outcome::Skipped(reason),
-            Err(MappingError::Envelope(e)) => Outcome::Invalid(e.to_string()),
-            Err(e) => self.store_unmappable(&event, &e).await,
+            Err(Unplanned::Skipped(reason)) => Outcome::Skipped(reason),
+            Err(Unplanned::Invalid(message)) => Outcome::Invalid(message),
+            Err(Unplanned::Unmappable(e)) => self.store_unmappable(&event, &e).await,
+            Err(Unplanned::Lookup(e)) => self.store_failed(&event, "", None, e.into()).await,
         }
     }
 
@@ -158,28 +183,89 @@ impl<S: Store> App<S> {
             deadline,
             deadline_ms: clock::now_ms() + left.as_millis() as i64,
         };
-        let plan = Envelope::parse(body)
-            .map_err(MappingError::from)
-            .and_then(|envelope| match stored.family.parse::<Family>() {
-                Ok(family) => mapping::plan(family, &envelope),
-                Err(()) => Err(MappingError::invalid(
-                    "family",
-                    &stored.family,
-                    "not an event family",
-                )),
-            });
-        let plan = match plan {
+        let Ok(family) = stored.family.parse::<Family>() else {
+            let e = MappingError::invalid("family", &stored.family, "not an event family");
+            return self.store_unmappable(&event, &e).await;
+        };
+        let plan = match self.plan(family, body, deadline).await {
             Ok(plan) => plan,
-            Err(MappingError::NoAccount(reason)) => {
+            Err(Unplanned::Skipped(reason)) => {
                 return self.complete_stored(&event, Outcome::Skipped(reason)).await
             }
-            Err(e) => return self.store_unmappable(&event, &e).await,
+            Err(Unplanned::Invalid(message)) => {
+                let e = MappingError::invalid("body", &message, "not a Lago envelope");
+                return self.store_unmappable(&event, &e).await;
+            }
+            Err(Unplanned::Unmappable(e)) => return self.store_unmappable(&event, &e).await,
+            Err(Unplanned::Lookup(e)) => {
+                return self.store_failed(&event, "", None, e.into()).await
+            }
         };
         // Read first so that a Secrets Manager outage leaves the event due, not retried.
         if let Err(e) = within(deadline, self.secrets.current()).await {
             return Outcome::Unavailable(e.to_string());
         }
         self.sync(&event, &plan).await
+    }
+
+    /// Writes Lago's current state of a record whose writer died holding it (its lease
+    /// lapsed without a release): what that writer was writing, or something newer, ends
+    /// in Salesforce even when Lago never sends it again (contract §7.3).
+    pub async fn recover(&self, lapsed: &Lapsed, deadline: Instant) -> Outcome {
+        let Ok(family) = lapsed.family.parse::<Family>() else {
+            return Outcome::Invalid(format!("{} is not an event family", lapsed.family));
+        };
+        let unavailable = |e: LookupError| Outcome::Unavailable(e.to_string());
+        // Until Lago answers, the lease stays lapsed and the next run tries again.
+        let current = match self.current_state(family, &lapsed.lago_ref, deadline).await {
+            Ok(current) => current,
+            Err(e) => return unavailable(e),
+        };
+        let plan = match &current {
+            Some(body) => match self.plan(family, body, deadline).await {
+                Ok(plan) => Some(plan),
+                Err(Unplanned::Lookup(e)) => return unavailable(e),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (now_ms, lease_until_ms) = (clock::now_ms(), clock::now_ms() + left.as_millis() as i64);
+        let version = plan.as_ref().and_then(Plan::version);
+        let taken = within(
+            deadline,
+            self.store
+                .take_lapsed(lapsed, version, now_ms, lease_until_ms),
+        );
+        let lease = match taken.await {
+            Ok(Taken::Leased(lease)) => lease,
+            Ok(Taken::Older { .. }) => {
+                return Outcome::Skipped(format!(
+                    "a newer state of {} is already in Salesforce",
+                    lapsed.record
+                ))
+            }
+            Ok(_) => return Outcome::InProgress,
+            Err(e) => return Outcome::Unavailable(e.to_string()),
+        };
+        let event = Event {
+            key: &lapsed.delivery,
+            family: &lapsed.family,
+            webhook_type: family.state_type(),
+            body: current.as_deref().unwrap_or_default(),
+            // The stored event, if any, answers Lago's retry of the original delivery.
+            body_sha256: lease.body_sha256.clone(),
+            retry: None,
+            deadline,
+            deadline_ms: lease_until_ms,
+        };
+        match &plan {
+            Some(plan) => self.write_leased(&event, plan, &lease).await,
+            None => {
+                self.let_go(&event, &lease, &Release::Abandoned).await;
+                Outcome::Skipped(format!("{} has nothing to write in Lago", lapsed.record))
+            }
+        }
     }
 
     /// Verifies with the kept HMAC key, and once more with a re-read secret when that
@@ -218,6 +304,29 @@ impl<S: Store> App<S> {
             Ok(lease) => lease,
             Err(outcome) => return outcome,
         };
+        // A subscription's payload has no updated_at: when its status equals the written
+        // one, nothing says which is newer, so Lago's current state is written (§7.1).
+        let same_status = lease.written.is_some() && lease.written == plan.version();
+        if event.family == Family::Subscription.as_str() && same_status {
+            let current = self
+                .current_subscription(event.body, event.webhook_type, plan, event.deadline)
+                .await;
+            return match current {
+                Ok(current) => {
+                    self.write_leased(event, current.as_ref().unwrap_or(plan), &lease)
+                        .await
+                }
+                Err(e) => {
+                    self.store_failed(event, &lease.record, Some(&lease), e.into())
+                        .await
+                }
+            };
+        }
+        self.write_leased(event, plan, &lease).await
+    }
+
+    /// Writes the record this event holds, and lets it go with what happened.
+    async fn write_leased(&self, event: &Event<'_>, plan: &Plan, lease: &Lease) -> Outcome {
         let written = self
             .salesforce
             .write(&self.secrets, &plan.write, reserve(event.deadline))
@@ -228,7 +337,7 @@ impl<S: Store> App<S> {
                     version: plan.version(),
                     now_ms: clock::now_ms(),
                 };
-                self.let_go(event, &lease, &release).await;
+                self.let_go(event, lease, &release).await;
                 let synced = Outcome::Synced {
                     created: report.created,
                     invoice_linked: plan
@@ -240,7 +349,7 @@ impl<S: Store> App<S> {
                 self.complete_stored(event, synced).await
             }
             Err(e) => {
-                self.store_failed(event, &plan.record(), Some(&lease), e)
+                self.store_failed(event, &lease.record, Some(lease), e.into())
                     .await
             }
         }
@@ -325,7 +434,7 @@ impl<S: Store> App<S> {
         event: &Event<'_>,
         record: &str,
         lease: Option<&Lease>,
-        e: SalesforceError,
+        e: Failure,
     ) -> Outcome {
         let (status, due_at_ms) = match e.class {
             Class::Transient => {
@@ -384,9 +493,10 @@ impl<S: Store> App<S> {
     /// A signed event that cannot be mapped is stored `failed` for a redrive once the
     /// mapping (or Lago) is fixed; never dropped (contract §7.3).
     async fn store_unmappable(&self, event: &Event<'_>, e: &MappingError) -> Outcome {
-        let refusal = SalesforceError {
+        let refusal = Failure {
             class: Class::Permanent,
-            ..SalesforceError::new(None, "UNMAPPABLE", e.to_string())
+            code: "UNMAPPABLE".to_owned(),
+            message: e.to_string(),
         };
         self.store_failed(event, "", None, refusal).await
     }

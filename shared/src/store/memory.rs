@@ -80,7 +80,9 @@ impl MemoryStore {
     async fn pass(&self, step: Step, delivery: &str) {
         let hold = {
             let mut holds = self.holds.lock().expect("store lock");
-            let at = holds.iter().position(|(s, d, _)| *s == step && d == delivery);
+            let at = holds
+                .iter()
+                .position(|(s, d, _)| *s == step && d == delivery);
             at.map(|at| holds.remove(at).2)
         };
         if let Some(hold) = hold {

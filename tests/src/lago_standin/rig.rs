@@ -3,7 +3,7 @@
 
 use lago_sync::backfill::{self, Options, Summary};
 use lago_sync::lago_api::LagoApi;
-use lago_sync::pipeline::App;
+use lago_sync::pipeline::{App, LagoReader};
 use lago_sync::salesforce::SalesforceClient;
 use lago_sync::secrets::{MemorySecret, SecretCache, Secrets};
 use lago_sync::store::Store;
@@ -41,6 +41,7 @@ impl<S: Store> Rig<S> {
             secrets: SecretCache::in_memory(secret.clone()),
             store,
             salesforce: SalesforceClient::new(&salesforce.url(), "62.0"),
+            lago: LagoReader::new(&lago.url()),
         };
         let api = LagoApi::new(&lago.url(), API_KEY);
         Rig {
