@@ -4,6 +4,7 @@
 use crate::apigw::HttpEvent;
 use crate::events::{self, HMAC_KEY};
 use crate::lago::signed_headers;
+use crate::lago_standin::{Dataset, LagoStandin, API_KEY as LAGO_API_KEY};
 use crate::lambda::{binary_path, LambdaProcess};
 use crate::moto::{unique_name, Moto};
 use crate::standin::{Standin, StandinConfig};
@@ -11,6 +12,8 @@ use crate::standin::{Standin, StandinConfig};
 pub struct FunctionStack {
     pub function: LambdaProcess,
     pub standin: Standin,
+    /// Lago's API (`LAGO_API_URL`), knowing no customer until a test adds one.
+    pub lago: LagoStandin,
     /// The family's route segment, e.g. `credit-note`.
     pub route: &'static str,
     /// The secret's name in moto, for rotation tests.
@@ -31,12 +34,14 @@ impl FunctionStack {
         moto.create_secret(&secret, &events::secret_json(HMAC_KEY))
             .await;
         let standin = Standin::start(StandinConfig::default()).await;
+        let lago = LagoStandin::start(LAGO_API_KEY, Dataset::default()).await;
         let mut env = moto.env();
         env.extend([
             ("SECRET_ID".to_owned(), secret.clone()),
             ("IDEMPOTENCY_TABLE".to_owned(), table),
             ("SALESFORCE_URL".to_owned(), standin.url()),
             ("SALESFORCE_API_VERSION".to_owned(), "62.0".to_owned()),
+            ("LAGO_API_URL".to_owned(), lago.url()),
         ]);
         for (name, value) in overrides {
             env.retain(|(k, _)| k != name);
@@ -46,6 +51,7 @@ impl FunctionStack {
         FunctionStack {
             function,
             standin,
+            lago,
             route,
             secret,
         }

@@ -276,8 +276,8 @@ async fn the_bad_input_corpus_gets_clear_answers_and_never_reaches_salesforce() 
         ));
     }
 
-    // --- JSON of the wrong types.
-    let wrong_types: Vec<(&str, Vec<u8>)> = vec![
+    // --- Objects Lago signed that the mapping cannot read: kept for a redrive after a fix.
+    let unmappable: Vec<(&str, Vec<u8>)> = vec![
         (
             "lago_id a number",
             edited("x", |e| e["invoice"]["lago_id"] = json!(42)),
@@ -352,6 +352,18 @@ async fn the_bad_input_corpus_gets_clear_answers_and_never_reaches_salesforce() 
                 e["invoice"]["customer"]["integration_customers"] = json!({"type": "salesforce"})
             }),
         ),
+    ];
+    for (name, body) in unmappable {
+        cases.push(case(
+            name,
+            s.signed(&format!("k-{name}"), &body),
+            422,
+            "failed",
+        ));
+    }
+
+    // --- Envelopes of the wrong types.
+    let wrong_types: Vec<(&str, Vec<u8>)> = vec![
         (
             "webhook_type a number",
             edited("x", |e| e["webhook_type"] = json!(7)),
@@ -773,8 +785,8 @@ async fn the_bad_input_corpus_gets_clear_answers_and_never_reaches_salesforce() 
                 json!({"padding": filler(), "lago_id": 7}),
             ),
         ),
-        400,
-        "invalid",
+        422,
+        "failed",
     ));
     cases.push(case(
         "5 MB envelope signed with another key",
@@ -872,8 +884,8 @@ async fn every_family_refuses_malformed_objects_without_calling_salesforce() {
             (
                 "lago_id a number",
                 edit(&|e| e[object_type]["lago_id"] = json!(42)),
-                400,
-                "invalid",
+                422,
+                "failed",
             ),
             (
                 "the object an array",
@@ -881,8 +893,8 @@ async fn every_family_refuses_malformed_objects_without_calling_salesforce() {
                     let object = e[object_type].take();
                     e[object_type] = json!([object]);
                 }),
-                400,
-                "invalid",
+                422,
+                "failed",
             ),
             (
                 "a null object",
@@ -901,14 +913,14 @@ async fn every_family_refuses_malformed_objects_without_calling_salesforce() {
             (
                 "a datetime a number",
                 edit(&|e| e[object_type][time_field] = json!(5)),
-                400,
-                "invalid",
+                422,
+                "failed",
             ),
             (
                 "a text an array",
                 edit(&|e| e[object_type][text_field] = json!(["a"])),
-                400,
-                "invalid",
+                422,
+                "failed",
             ),
             (
                 "an unknown type of the family",

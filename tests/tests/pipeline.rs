@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lago_sync::pipeline::Outcome;
-use lago_sync::store::Status;
+use lago_sync::redrive::run_at;
+use lago_sync::store::{EventQueue, Status};
 use lago_sync::Family;
 use serde_json::{json, Value};
 use sync_testkit::events::{self, ACCOUNT, HMAC_KEY};
-use sync_testkit::inprocess::{delivery, Harness};
+use sync_testkit::inprocess::{delivery, epoch_ms, Harness};
 use sync_testkit::lago::sign;
 use sync_testkit::standin::Fault;
 
@@ -459,15 +460,67 @@ async fn requests_that_write_nothing_get_their_answers() {
         }
     };
     let cases: Vec<(&str, Outcome, u16, &str)> = vec![
-        ("wrong key", deliver_signed(sign("another-key", &body), Some("hmac"), body.clone()).await, 401, "unauthorized"),
-        ("jwt", deliver_signed(sign(HMAC_KEY, &body), Some("jwt"), body.clone()).await, 401, "unauthorized"),
-        ("not JSON", h.deliver("k", b"not json").await, 400, "invalid"),
-        ("not an envelope", h.deliver("k", br#"{"hello":"world"}"#).await, 400, "invalid"),
-        ("wrong types", h.deliver("k", br#"{"webhook_type":"customer.updated","object_type":"customer","customer":{"lago_id":42}}"#).await, 400, "invalid"),
-        ("foreign family", h.deliver("k", &events::body("invoice.created", "i", Some(ACCOUNT), json!({}))).await, 200, "ignored"),
-        ("unsynced type", h.deliver("k", &events::body("customer.vies_check", "c", Some(ACCOUNT), json!({}))).await, 200, "ignored"),
-        ("no account", h.deliver("k", &events::body("customer.updated", "c", None, json!({}))).await, 200, "skipped"),
-        ("bad account id", h.deliver("k", &events::body("customer.updated", "c", Some("acme"), json!({}))).await, 200, "skipped"),
+        (
+            "wrong key",
+            deliver_signed(sign("another-key", &body), Some("hmac"), body.clone()).await,
+            401,
+            "unauthorized",
+        ),
+        (
+            "jwt",
+            deliver_signed(sign(HMAC_KEY, &body), Some("jwt"), body.clone()).await,
+            401,
+            "unauthorized",
+        ),
+        (
+            "not JSON",
+            h.deliver("k", b"not json").await,
+            400,
+            "invalid",
+        ),
+        (
+            "not an envelope",
+            h.deliver("k", br#"{"hello":"world"}"#).await,
+            400,
+            "invalid",
+        ),
+        (
+            "foreign family",
+            h.deliver(
+                "k",
+                &events::body("invoice.created", "i", Some(ACCOUNT), json!({})),
+            )
+            .await,
+            200,
+            "ignored",
+        ),
+        (
+            "unsynced type",
+            h.deliver(
+                "k",
+                &events::body("customer.vies_check", "c", Some(ACCOUNT), json!({})),
+            )
+            .await,
+            200,
+            "ignored",
+        ),
+        (
+            "no account",
+            h.deliver("k", &events::body("customer.updated", "c", None, json!({})))
+                .await,
+            200,
+            "skipped",
+        ),
+        (
+            "bad account id",
+            h.deliver(
+                "k",
+                &events::body("customer.updated", "c", Some("acme"), json!({})),
+            )
+            .await,
+            200,
+            "skipped",
+        ),
     ];
     for (name, outcome, status, label) in cases {
         assert_eq!(
@@ -481,6 +534,38 @@ async fn requests_that_write_nothing_get_their_answers() {
         h.stored("k").await.is_none(),
         "nothing written to the table"
     );
+}
+
+#[tokio::test]
+async fn a_signed_event_that_cannot_be_mapped_is_stored_failed_and_redrivable() {
+    let h = harness(Family::Customer).await;
+    let wrong_type = br#"{"webhook_type":"customer.updated","object_type":"customer","customer":{"lago_id":42}}"#;
+    let outcome = h.deliver("k", wrong_type).await;
+    assert_eq!(
+        (outcome.status_code(), outcome.body()["error_code"].clone()),
+        (422, json!("UNMAPPABLE")),
+        "{outcome:?}"
+    );
+    let stored = h.stored("k").await.expect("kept for a redrive");
+    assert_eq!(
+        (stored.status, stored.body.as_deref()),
+        (Status::Failed, Some(&wrong_type[..]))
+    );
+    // Lago's retry is answered from what is stored.
+    assert_eq!(h.deliver("k", wrong_type).await.label(), "failed");
+    // An operator's redrive retries it (here it still cannot be mapped: failed again).
+    assert!(h.app.store.requeue(&h.key("k"), epoch_ms()).await.unwrap());
+    let report = run_at(
+        &h.app,
+        Duration::from_secs(3600),
+        Instant::now() + Duration::from_secs(30),
+        epoch_ms,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.failed, 1, "{report:?}");
+    assert_eq!(h.stored("k").await.unwrap().attempts, 2);
+    assert_eq!(h.rest_calls(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -926,7 +926,7 @@ fn signed_envelopes_of_writing_types_are_synced_skipped_invalid_or_stored() {
     // The generator writes 46–83 of its 256 cases from run to run (16 runs measured): a bound
     // of a quarter of the cases failed 2 of those 16 runs on correct code; an eighth is far
     // below the spread and still shows the writes are not rare.
-    rig.assert_answered(&["synced", "skipped", "invalid", "failed"]);
+    rig.assert_answered(&["synced", "skipped", "failed"]);
     let written = rig.standin.stats().rest_requests;
     assert!(
         written >= u64::from(CASES) / 8,

@@ -161,8 +161,7 @@ impl<S: Store> Batch<'_, '_, S> {
     }
 
     /// Takes each record as a webhook would: one that a webhook is writing, or that holds
-    /// a newer state, is skipped. The delivery key names the state (`backfill-<lago_id>-
-    /// <body hash>`), so a rerun skips what it wrote and writes what changed since.
+    /// a newer state, is skipped.
     async fn take(
         &self,
         mapped: Vec<Mapped>,
@@ -179,7 +178,7 @@ impl<S: Store> Batch<'_, '_, S> {
             let group: Vec<Mapped> = rest.by_ref().take(GUARD_CONCURRENCY).collect();
             let verdicts = join_all(group.iter().map(|m| async move {
                 let hash = hex::encode(Sha256::digest(&m.body));
-                let unique = format!("backfill-{}-{}", m.plan.lago_id, &hash[..12]);
+                let unique = format!("backfill-{}-{}", self.run.id, m.plan.lago_id);
                 let take = Take {
                     record: &m.plan.record(),
                     delivery: &delivery_key(family, &unique),

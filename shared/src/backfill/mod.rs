@@ -111,6 +111,7 @@ pub async fn run<S: Store>(
             .customer
             .as_deref()
             .map_or_else(|| "all".to_owned(), |c| format!("customer-{c}")),
+        id: format!("{:x}", crate::clock::now_ms()),
     };
     let mut summary = Summary {
         dry_run: options.dry_run,
@@ -146,6 +147,9 @@ struct Run<'a, S> {
     lago: &'a LagoApi,
     options: &'a Options<'a>,
     scope: String,
+    /// Names this run's writes to the record guard (checkpoints, not the guard, keep a
+    /// rerun from writing a record twice; a restart writes everything again).
+    id: String,
 }
 
 impl<S: Store> Run<'_, S> {

@@ -8,11 +8,12 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::error::Category;
 use serde_json::Value;
 use thiserror::Error;
 
 use super::{reserve, within, App, Failure};
-use crate::lago::{as_webhook_body, Customer, Envelope};
+use crate::lago::{as_webhook_body, Customer, Envelope, EnvelopeError};
 use crate::lago_api::{LagoApi, LagoApiError};
 use crate::mapping::{self, MappingError, Plan};
 use crate::salesforce::Class;
@@ -90,6 +91,13 @@ impl From<MappingError> for Unplanned {
     fn from(e: MappingError) -> Unplanned {
         match e {
             MappingError::NoAccount(reason) => Unplanned::Skipped(reason),
+            // An object Lago signed with values of other types than the mapping reads is
+            // kept, like a bad value; text that is not even JSON is not.
+            MappingError::Envelope(EnvelopeError::MalformedObject { ref source, .. })
+                if source.classify() == Category::Data =>
+            {
+                Unplanned::Unmappable(e)
+            }
             MappingError::Envelope(e) => Unplanned::Invalid(e.to_string()),
             e => Unplanned::Unmappable(e),
         }

@@ -498,6 +498,14 @@ impl<S: Store> App<S> {
             code: "UNMAPPABLE".to_owned(),
             message: e.to_string(),
         };
+        // No record to remember it by: Lago's retry is answered from the stored event.
+        if event.retry.is_none() {
+            match within(event.deadline, self.store.load(event.key)).await {
+                Ok(Some(stored)) => return answer::replay(&stored, &event.body_sha256),
+                Ok(None) => {}
+                Err(e) => return Outcome::Unavailable(e.to_string()),
+            }
+        }
         self.store_failed(event, "", None, refusal).await
     }
 
