@@ -137,7 +137,8 @@ async fn the_written_version_only_moves_forward(store: impl Store) {
     assert!(store
         .release(&first, &written(Some(200), now))
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     assert_eq!(store.written(RECORD).await.unwrap(), Some(200));
 
     // Refused by the take itself: nothing to release, the record is free at once.
@@ -147,7 +148,11 @@ async fn the_written_version_only_moves_forward(store: impl Store) {
     );
     let equal = leased(store.take(&take("d3", "h3", Some(200), now)).await.unwrap());
     assert_eq!(equal.written, Some(200));
-    assert!(store.release(&equal, &written(None, now)).await.unwrap());
+    assert!(store
+        .release(&equal, &written(None, now))
+        .await
+        .unwrap()
+        .is_some());
     assert_eq!(store.written(RECORD).await.unwrap(), Some(200));
 
     assert_eq!(
@@ -168,7 +173,8 @@ async fn the_written_version_only_moves_forward(store: impl Store) {
     assert!(store
         .release(&unordered, &Release::Abandoned)
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     leased(store.take(&take("d4", "h4", None, now)).await.unwrap());
 }
 
@@ -207,7 +213,11 @@ async fn a_held_record_is_refused_until_its_lease_lapses(store: impl Store) {
     );
     assert_ne!(retry.token, first.token);
     assert!(
-        !store.release(&first, &written(Some(1), now)).await.unwrap(),
+        !store
+            .release(&first, &written(Some(1), now))
+            .await
+            .unwrap()
+            .is_some(),
         "the first writer's release comes too late"
     );
     assert_eq!(store.written(RECORD).await.unwrap(), None);
@@ -221,7 +231,8 @@ async fn a_held_record_is_refused_until_its_lease_lapses(store: impl Store) {
     assert!(store
         .release(&retry, &written(Some(1), lapsed))
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     assert_eq!(store.written(RECORD).await.unwrap(), Some(1));
 }
 
@@ -231,7 +242,8 @@ async fn a_lapsed_lease_is_recovered_by_the_redrive(store: impl Store) {
     assert!(store
         .release(&prior, &written(Some(500), now))
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     let dead = leased(store.take(&take("d1", "h1", Some(600), now)).await.unwrap());
 
     // Another delivery waits for the redrive, which finds the lapsed lease in the index.
@@ -280,12 +292,14 @@ async fn a_lapsed_lease_is_recovered_by_the_redrive(store: impl Store) {
     assert!(!store
         .release(&dead, &written(Some(600), later))
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     assert_eq!(store.written(RECORD).await.unwrap(), Some(500));
     assert!(store
         .release(&recovered, &written(Some(650), later))
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     assert_eq!(store.written(RECORD).await.unwrap(), Some(650));
 
     // Two writers die; the oldest lease comes first. Lago's state being older than the
@@ -334,20 +348,29 @@ async fn a_stored_delivery_answers_from_the_queue_until_retried(store: impl Stor
     assert!(store
         .release(&lease, &Release::Stored(Status::Queued))
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     assert_eq!(
         store.take(&take("d1", "h1", Some(1), now)).await.unwrap(),
         Taken::Stored
     );
     let other = leased(store.take(&take("d2", "h2", Some(2), now)).await.unwrap());
-    assert!(store.release(&other, &Release::Abandoned).await.unwrap());
+    assert!(store
+        .release(&other, &Release::Abandoned)
+        .await
+        .unwrap()
+        .is_some());
 
     let retry = Take {
         retry: true,
         ..take("d1", "h1", Some(1), now)
     };
     let retry = leased(store.take(&retry).await.unwrap());
-    assert!(store.release(&retry, &written(Some(1), now)).await.unwrap());
+    assert!(store
+        .release(&retry, &written(Some(1), now))
+        .await
+        .unwrap()
+        .is_some());
     assert_eq!(
         store.take(&take("d1", "h1", Some(1), now)).await.unwrap(),
         Taken::Done
@@ -358,7 +381,8 @@ async fn a_stored_delivery_answers_from_the_queue_until_retried(store: impl Stor
     assert!(store
         .release(&failed, &Release::Stored(Status::Failed))
         .await
-        .unwrap());
+        .unwrap()
+        .is_some());
     assert!(store
         .park(&park("d3", Status::Failed, now, now))
         .await
@@ -387,7 +411,8 @@ async fn a_record_remembers_its_latest_deliveries(store: impl Store) {
         assert!(store
             .release(&lease, &written(Some(i as i64), at))
             .await
-            .unwrap());
+            .unwrap()
+            .is_some());
     }
     let newest = deliveries.len() as i64 - 1;
     for (i, delivery) in deliveries.iter().enumerate() {
@@ -585,7 +610,7 @@ async fn nothing_is_changed_where_nothing_is(store: &impl Store) {
         evict: None,
     };
     for release in [written(Some(1), now), Release::Stored(Status::Queued)] {
-        assert!(!store.release(&lease, &release).await.unwrap());
+        assert!(!store.release(&lease, &release).await.unwrap().is_some());
     }
     let lapsed = Lapsed {
         record: RECORD.into(),

@@ -45,16 +45,33 @@ pub(super) fn plan(note: &CreditNote) -> Result<Plan, MappingError> {
         .lago_invoice_id
         .as_deref()
         .filter(|id| !id.is_empty())
-        .map(|id| Reference {
-            relationship: "Invoice__r",
-            parent_object: super::invoice::OBJECT,
-            parent_field: LAGO_ID_FIELD,
-            value: id.to_owned(),
-        });
+        .map(invoice_reference);
     let stage = stage(
         note.credit_status.as_ref().map(|s| s.rank()),
         note.refund_status.as_ref().map(|s| s.rank()),
     );
     let order = order_by_updated_at(OBJECT, lago_id, &note.updated_at, stage)?;
     Ok(upsert(OBJECT, lago_id, record, reference, order))
+}
+
+/// The link of credit note `lago_id` to its invoice, alone: written once the invoice is in
+/// Salesforce after the credit note was written without it (contract §7.6).
+pub fn invoice_link(lago_id: &str, invoice_lago_id: &str) -> SalesforceWrite {
+    SalesforceWrite {
+        target: Target::Upsert {
+            object: OBJECT,
+            lago_id: lago_id.to_owned(),
+        },
+        fields: Map::new(),
+        reference: Some(invoice_reference(invoice_lago_id)),
+    }
+}
+
+fn invoice_reference(invoice_lago_id: &str) -> Reference {
+    Reference {
+        relationship: "Invoice__r",
+        parent_object: super::invoice::OBJECT,
+        parent_field: LAGO_ID_FIELD,
+        value: invoice_lago_id.to_owned(),
+    }
 }

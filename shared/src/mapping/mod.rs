@@ -17,6 +17,7 @@ use crate::lago::{Envelope, EnvelopeError};
 use crate::Family;
 
 pub use account::account_id;
+pub use credit_note::invoice_link;
 
 /// Salesforce's external-id field on the three custom objects.
 pub const LAGO_ID_FIELD: &str = "Lago_Id__c";

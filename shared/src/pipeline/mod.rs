@@ -8,6 +8,7 @@
 //! a state that failed never hides an older one that can still be written.
 
 mod answer;
+mod links;
 mod lookups;
 mod stored;
 
@@ -337,7 +338,14 @@ impl<S: Store> App<S> {
                     version: plan.version(),
                     now_ms: clock::now_ms(),
                 };
-                self.let_go(event, lease, &release).await;
+                let waiting = self.let_go(event, lease, &release).await;
+                if !waiting.is_empty() {
+                    self.link_waiting(&lease.record, &waiting, event.deadline)
+                        .await;
+                }
+                if report.reference_dropped {
+                    self.await_invoice(plan, event.deadline).await;
+                }
                 let synced = Outcome::Synced {
                     created: report.created,
                     invoice_linked: plan
@@ -418,12 +426,17 @@ impl<S: Store> App<S> {
 
     /// Ends the lease; a lease lost meanwhile (it lapsed and was recovered) only costs the
     /// recovery one more idempotent write.
-    async fn let_go(&self, event: &Event<'_>, lease: &Lease, release: &Release) {
+    /// Returns the records waiting for a link to this one ([`Self::link_waiting`]).
+    async fn let_go(&self, event: &Event<'_>, lease: &Lease, release: &Release) -> Vec<String> {
         match finishing(event.deadline, self.store.release(lease, release)).await {
-            Ok(true) => {}
-            Ok(false) => warn!("the record's lease lapsed before it was let go"),
+            Ok(Some(waiting)) => waiting,
+            Ok(None) => {
+                warn!("the record's lease lapsed before it was let go");
+                Vec::new()
+            }
             Err(e) => {
-                error!(error = %e, "could not let the record go; the redrive recovers it")
+                error!(error = %e, "could not let the record go; the redrive recovers it");
+                Vec::new()
             }
         }
     }

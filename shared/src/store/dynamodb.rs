@@ -160,7 +160,11 @@ impl RecordGuard for DynamoDbStore {
         ))
     }
 
-    async fn release(&self, lease: &Lease, release: &Release) -> Result<bool, StoreError> {
+    async fn release(
+        &self,
+        lease: &Lease,
+        release: &Release,
+    ) -> Result<Option<Vec<String>>, StoreError> {
         let mut aliases = names(&HOLDER);
         let mut request = self
             .update(&record_key(&lease.record))
@@ -200,9 +204,44 @@ impl RecordGuard for DynamoDbStore {
         let result = request
             .update_expression(expression)
             .set_expression_attribute_names(Some(aliases))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        Ok(conditional(result)?.is_some())
+        Ok(conditional(result)?.map(|output| {
+            let mut waiting = waiting(&output.attributes.unwrap_or_default());
+            waiting.sort();
+            waiting
+        }))
+    }
+
+    async fn await_parent(&self, parent: &str, child: &str) -> Result<bool, StoreError> {
+        // A string set: ADD creates it, so the first waiting child needs no other write.
+        let output = self
+            .update(&record_key(parent))
+            .update_expression("ADD #waiting :child")
+            .expression_attribute_names("#waiting", "waiting")
+            .expression_attribute_values(":child", AttributeValue::Ss(vec![child.to_owned()]))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(view(&output.attributes.unwrap_or_default())?.was_written())
+    }
+
+    async fn parent_linked(&self, parent: &str, children: &[String]) -> Result<(), StoreError> {
+        if children.is_empty() {
+            return Ok(());
+        }
+        let result = self
+            .update(&record_key(parent))
+            .update_expression("DELETE #waiting :children")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#waiting", "waiting")
+            .expression_attribute_names("#pk", KEY)
+            .expression_attribute_values(":children", AttributeValue::Ss(children.to_vec()))
+            .send()
+            .await;
+        conditional(result).map(drop)
     }
 
     async fn lapsed(&self, now_ms: i64, limit: usize) -> Result<Vec<Lapsed>, StoreError> {
@@ -374,7 +413,15 @@ fn view(item: &Item) -> Result<RecordView, StoreError> {
         stored: map("stored")
             .map(|(delivery, _)| delivery.clone())
             .collect(),
+        waiting: waiting(item).into_iter().collect(),
     })
+}
+
+fn waiting(item: &Item) -> Vec<String> {
+    item.get("waiting")
+        .and_then(|v| v.as_ss().ok())
+        .cloned()
+        .unwrap_or_default()
 }
 
 impl EventQueue for DynamoDbStore {

@@ -130,15 +130,19 @@ impl RecordGuard for MemoryStore {
         Ok(Taken::Leased(lease))
     }
 
-    async fn release(&self, lease: &Lease, release: &Release) -> Result<bool, StoreError> {
+    async fn release(
+        &self,
+        lease: &Lease,
+        release: &Release,
+    ) -> Result<Option<Vec<String>>, StoreError> {
         self.pass(Step::Release, &lease.delivery).await;
         let mut records = self.records.lock().expect("store lock");
         let Some(record) = records.get_mut(&lease.record) else {
-            return Ok(false);
+            return Ok(None);
         };
         let view = &mut record.view;
         if view.holder.as_ref().map(|h| &h.token) != Some(&lease.token) {
-            return Ok(false);
+            return Ok(None);
         }
         view.holder = None;
         match release {
@@ -158,7 +162,30 @@ impl RecordGuard for MemoryStore {
             }
             Release::Abandoned => {}
         }
-        Ok(true)
+        let mut waiting: Vec<String> = view.waiting.iter().cloned().collect();
+        waiting.sort();
+        Ok(Some(waiting))
+    }
+
+    async fn await_parent(&self, parent: &str, child: &str) -> Result<bool, StoreError> {
+        let mut records = self.records.lock().expect("store lock");
+        let record = records.entry(parent.to_owned()).or_insert_with(|| Record {
+            view: RecordView::default(),
+            family: String::new(),
+            lago_ref: String::new(),
+        });
+        record.view.waiting.insert(child.to_owned());
+        Ok(record.view.was_written())
+    }
+
+    async fn parent_linked(&self, parent: &str, children: &[String]) -> Result<(), StoreError> {
+        let mut records = self.records.lock().expect("store lock");
+        if let Some(record) = records.get_mut(parent) {
+            for child in children {
+                record.view.waiting.remove(child);
+            }
+        }
+        Ok(())
     }
 
     async fn lapsed(&self, now_ms: i64, limit: usize) -> Result<Vec<Lapsed>, StoreError> {

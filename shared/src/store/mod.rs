@@ -168,12 +168,29 @@ pub trait RecordGuard: Send + Sync {
     /// [`RecordGuard::take_lapsed`]: another delivery finds the record busy.
     fn take(&self, take: &Take<'_>) -> impl Future<Output = Result<Taken, StoreError>> + Send;
 
-    /// Ends a lease; `false` when it was no longer ours (it lapsed and was taken over).
+    /// Ends a lease; `None` when it was no longer ours (it lapsed and was taken over),
+    /// else the ids of the records waiting for a link to this one ([`Self::await_parent`]).
     fn release(
         &self,
         lease: &Lease,
         release: &Release,
+    ) -> impl Future<Output = Result<Option<Vec<String>>, StoreError>> + Send;
+
+    /// Remembers that `child` (a credit note's `lago_id`) was written without its link to
+    /// the record `parent` (its invoice), which is not in Salesforce yet. `true` when the
+    /// parent was written meanwhile: the child can be linked at once (contract §7.6).
+    fn await_parent(
+        &self,
+        parent: &str,
+        child: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Forgets `children` once linked to `parent`.
+    fn parent_linked(
+        &self,
+        parent: &str,
+        children: &[String],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Records whose lease lapsed by `now_ms`, oldest first (through the sparse index).
     fn lapsed(
@@ -357,6 +374,15 @@ pub(crate) struct RecordView {
     pub done: std::collections::HashMap<String, (i64, String)>,
     /// Deliveries of this record that are stored events.
     pub stored: std::collections::HashSet<String>,
+    /// Records written without their link to this one, which was not in Salesforce yet.
+    pub waiting: std::collections::HashSet<String>,
+}
+
+impl RecordView {
+    /// Whether this record was ever written (a version, or a delivery remembered).
+    pub fn was_written(&self) -> bool {
+        self.written.is_some() || !self.done.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
