@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use lago_sync::backfill::{Options, SKIP_DRAFT, SKIP_NEWER};
 use lago_sync::pipeline::Outcome;
-use lago_sync::store::{DynamoDbStore, EventQueue, MemoryStore, Status, Store};
+use lago_sync::store::{CustomerLinks, DynamoDbStore, EventQueue, MemoryStore, Status, Store};
 use lago_sync::Family;
 use serde_json::{json, Value};
-use sync_testkit::events::HMAC_KEY;
+use sync_testkit::events::{self, HMAC_KEY};
 use sync_testkit::inprocess::delivery;
 use sync_testkit::lago::sign;
 use sync_testkit::lago_standin::{account_id, Dataset, Rig};
@@ -381,4 +381,51 @@ async fn one_customer_only_and_restart() {
         })
         .await;
     assert_eq!(restarted.objects[1].written, 2);
+}
+
+#[tokio::test]
+async fn customers_linked_through_the_integration_are_remembered_for_the_webhooks() {
+    let data = Dataset::generate(2, 0, 0, 0);
+    let rig = Rig::start(data.clone(), MemoryStore::new(), None).await;
+    let mut linked = data.customers[0].clone();
+    linked["external_salesforce_id"] = Value::Null;
+    linked["integration_customers"] =
+        json!([{ "type": "salesforce", "external_customer_id": account_id(0) }]);
+    rig.lago.replace("customers", linked.clone());
+
+    let summary = rig.backfill(&Options::default()).await;
+    assert_eq!(summary.objects[0].written, 2, "{summary:#?}");
+    let store = &rig.app.store;
+    assert_eq!(
+        store.linked_account("cus-000000").await.unwrap(),
+        Some(account_id(0))
+    );
+    assert_eq!(
+        store.linked_account("cus-000001").await.unwrap(),
+        None,
+        "linked directly: every webhook carries the id"
+    );
+
+    // An invoice webhook embeds the customer without integration_customers.
+    let mut embedded = linked;
+    embedded
+        .as_object_mut()
+        .unwrap()
+        .remove("integration_customers");
+    let invoice = events::object("invoice", "inv-live", None, json!({ "customer": embedded }));
+    let body = serde_json::to_vec(&json!({
+        "webhook_type": "invoice.created", "object_type": "invoice", "invoice": invoice,
+    }))
+    .unwrap();
+    let reads = rig.lago.stats().count("GET", "customers");
+    let signature = sign(HMAC_KEY, &body);
+    let outcome = rig
+        .app
+        .handle(
+            Family::Invoice,
+            &delivery("live-2", &body, &signature, Duration::from_secs(20)),
+        )
+        .await;
+    assert!(matches!(outcome, Outcome::Synced { .. }), "{outcome:?}");
+    assert_eq!(rig.lago.stats().count("GET", "customers"), reads);
 }

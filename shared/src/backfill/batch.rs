@@ -14,7 +14,7 @@ use super::customers::Directory;
 use super::summary::{ObjectSummary, SKIP_DRAFT, SKIP_NEWER, SKIP_NO_ACCOUNT};
 use super::{park, BackfillError, Run};
 use crate::lago::{as_webhook_body, Envelope};
-use crate::mapping::{self, MappingError, Plan, SalesforceWrite};
+use crate::mapping::{self, MappingError, Plan, SalesforceWrite, Target};
 use crate::salesforce::SalesforceError;
 use crate::store::{delivery_key, Lease, Release, Store, Take, Taken};
 use crate::{clock, Family};
@@ -37,6 +37,9 @@ pub(super) struct Batch<'b, 'a, S> {
 struct Mapped {
     body: Vec<u8>,
     plan: Plan,
+    /// A customer linked only through Lago's Salesforce integration: its Account, to
+    /// remember for the webhooks that embed it without the link (contract §7.5).
+    integration_link: Option<String>,
 }
 
 /// A mapped record whose Salesforce record this run holds, and what became of its write.
@@ -144,7 +147,11 @@ impl<S: Store> Batch<'_, '_, S> {
                 .map_err(MappingError::from)
                 .and_then(|envelope| mapping::plan(self.family, &envelope));
             match plan {
-                Ok(plan) => mapped.push(Mapped { body, plan }),
+                Ok(plan) => mapped.push(Mapped {
+                    integration_link: integration_link(item, &plan),
+                    body,
+                    plan,
+                }),
                 Err(MappingError::NoAccount(_)) => summary.skip(SKIP_NO_ACCOUNT),
                 Err(e) => {
                     let lago_id = item.get("lago_id").and_then(Value::as_str).unwrap_or("?");
@@ -220,7 +227,13 @@ impl<S: Store> Batch<'_, '_, S> {
                     },
                     false => Release::Abandoned,
                 };
-                async move { store.release(&h.lease, &release).await }
+                async move {
+                    let released = store.release(&h.lease, &release).await?;
+                    if let (true, Some(account)) = (h.written, &h.mapped.integration_link) {
+                        store.link(&h.mapped.plan.lago_id, account).await?;
+                    }
+                    Ok::<_, crate::store::StoreError>(released)
+                }
             }))
             .await;
             for result in released {
@@ -248,6 +261,18 @@ impl<S: Store> Batch<'_, '_, S> {
         .await?;
         summary.fail(lago_id, error, stored_as);
         Ok(())
+    }
+}
+
+/// The Account of a customer linked through the integration only (no
+/// `external_salesforce_id`), from its plan.
+fn integration_link(item: &Value, plan: &Plan) -> Option<String> {
+    let direct = item["external_salesforce_id"]
+        .as_str()
+        .is_some_and(|id| !id.trim().is_empty());
+    match &plan.write.target {
+        Target::Account { id } if !direct => Some(id.clone()),
+        _ => None,
     }
 }
 
