@@ -7,7 +7,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
 use base64::{engine::general_purpose::STANDARD, Engine};
@@ -40,7 +40,7 @@ pub fn run_redrive() -> Result<(), lambda_http::Error> {
         lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
             let (app, max_age) = (&app, config.redrive_max_age);
             async move {
-                let deadline = instant_of(effective_deadline(event.context.deadline));
+                let deadline = clock::instant_at(effective_deadline(event.context.deadline));
                 // An error fails the invocation, which the schedule's next run repeats.
                 redrive::run_once(app, max_age, deadline)
                     .await
@@ -118,7 +118,7 @@ pub async fn answer<S: Store>(
             signature: header("x-lago-signature"),
             algorithm: header("x-lago-signature-algorithm"),
             unique_key: header("x-lago-unique-key").filter(|k| !k.is_empty()),
-            deadline: instant_of(deadline_epoch_ms),
+            deadline: clock::instant_at(deadline_epoch_ms),
             deadline_epoch_ms,
         };
         app.handle(family, &delivery).await
@@ -143,18 +143,8 @@ fn raw_body(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, Outcome> {
 /// The function timeout of template.yaml, assumed when the runtime gives no usable deadline.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Lambda sends the deadline as epoch milliseconds; `cargo lambda watch` sends a duration
-/// (600000), which would read as long past. A deadline not in the future is not a deadline.
 fn effective_deadline(sent_epoch_ms: u64) -> i64 {
-    let now = clock::now_ms();
-    match i64::try_from(sent_epoch_ms) {
-        Ok(deadline) if deadline > now => deadline,
-        _ => now + DEFAULT_TIMEOUT.as_millis() as i64,
-    }
-}
-
-fn instant_of(epoch_ms: i64) -> Instant {
-    Instant::now() + Duration::from_millis(epoch_ms.saturating_sub(clock::now_ms()).max(0) as u64)
+    clock::deadline_ms(sent_epoch_ms, DEFAULT_TIMEOUT)
 }
 
 fn response(outcome: &Outcome) -> ApiGatewayV2httpResponse {
@@ -165,23 +155,4 @@ fn response(outcome: &Outcome) -> ApiGatewayV2httpResponse {
     response.headers = headers;
     response.body = Some(Body::Text(outcome.body().to_string()));
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_deadline_in_the_past_is_replaced_by_the_function_timeout() {
-        let now = clock::now_ms();
-        let in_ten = (now + 10_000) as u64;
-        assert_eq!(effective_deadline(in_ten), in_ten as i64);
-        for unusable in [600_000, 0, u64::MAX] {
-            let deadline = effective_deadline(unusable);
-            assert!(
-                (now + 19_000..now + 21_000).contains(&deadline),
-                "{unusable} -> {deadline}"
-            );
-        }
-    }
 }

@@ -23,7 +23,7 @@ const INVOICE: &str = "inv-race-1";
 fn state(i: usize) -> Value {
     json!({
         "updated_at": format!("2025-03-01T10:00:{:02}Z", i / 2),
-        "payment_status": if i % 2 == 0 { "pending" } else { "succeeded" },
+        "payment_status": if i.is_multiple_of(2) { "pending" } else { "succeeded" },
         "total_amount_cents": 100_000 + i as i64,
     })
 }

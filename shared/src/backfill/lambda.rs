@@ -2,7 +2,7 @@
 //! BackfillFunction`): it runs until 30 s before its deadline and answers the summary;
 //! `finished: false` means invoke it again, and it resumes from the checkpoints.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use tracing::error;
 
 use super::{lago_api, run, Options, Summary};
 use crate::config::Config;
-use crate::{entrypoint, telemetry};
+use crate::{clock, entrypoint, telemetry};
 
 /// Kept back from the deadline: the last batch and its checkpoint must fit in it.
 const MARGIN: Duration = Duration::from_secs(30);
@@ -37,7 +37,8 @@ pub fn run_function() -> Result<(), lambda_http::Error> {
         lambda_runtime::run(service_fn(|event: LambdaEvent<Request>| {
             let (app, config) = (&app, &config);
             async move {
-                let stop_at = instant_of(event.context.deadline).checked_sub(MARGIN);
+                let deadline = clock::deadline_ms(event.context.deadline, DEFAULT_TIMEOUT);
+                let stop_at = clock::instant_at(deadline).checked_sub(MARGIN);
                 let lago = lago_api(app, &config.lago_api_url).await?;
                 let request = event.payload;
                 let options = Options {
@@ -53,17 +54,4 @@ pub fn run_function() -> Result<(), lambda_http::Error> {
         }))
         .await
     })
-}
-
-fn instant_of(deadline_epoch_ms: u64) -> Instant {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default();
-    match deadline_epoch_ms.checked_sub(now_ms) {
-        Some(left) if left > 0 && deadline_epoch_ms > 1_000_000_000_000 => {
-            Instant::now() + Duration::from_millis(left)
-        }
-        _ => Instant::now() + DEFAULT_TIMEOUT,
-    }
 }
