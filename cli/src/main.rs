@@ -54,6 +54,9 @@ enum Command {
     RunRedrive,
     /// Create the table with the template's schema (for a local emulator).
     CreateTable,
+    /// After upgrading from 0.x, once: carry the old ordering guard's versions to the
+    /// record items and remove the TTL of stored events. Safe to run again.
+    Migrate,
     /// Check the deployment: configuration, the secret, the Lago API key, the Salesforce
     /// token and every object and field the sync writes. Exits non-zero on a failure.
     Check,
@@ -188,6 +191,14 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     }
     let store = DynamoDbStore::new(client, &cli.table);
     match cli.command {
+        Command::Migrate => {
+            let migrated = store.migrate().await.map_err(|e| e.to_string())?;
+            println!(
+                "{} record version(s) carried over, {} stored event(s) no longer expire",
+                migrated.versions, migrated.stored_events
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::List {
             status,
             limit,

@@ -243,7 +243,7 @@ fn order_by_updated_at(
 }
 
 /// Room for the lifecycle stages of one `updated_at`.
-const STAGES: i64 = 100;
+pub const STAGES: i64 = 100;
 
 /// Two lifecycle dimensions as one stage: the first decides, the second breaks its ties.
 fn stage(first: Option<u8>, second: Option<u8>) -> u8 {

@@ -424,6 +424,88 @@ fn waiting(item: &Item) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// What [`DynamoDbStore::migrate`] changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Migrated {
+    /// Versions of the ordering guard of 0.x (`order#<record>`) carried to the record items.
+    pub versions: u64,
+    /// Stored events of 0.x whose TTL was removed, so that they never expire.
+    pub stored_events: u64,
+}
+
+impl DynamoDbStore {
+    /// Brings a table written by the previous design (one `order#` item per record, stored
+    /// events with a TTL) to this one, once, after the upgrade: each record item gets the
+    /// newest version the old guard knew, so an older state still arriving is skipped; no
+    /// stored event expires. Idempotent; one scan of the table, an operator's command.
+    pub async fn migrate(&self) -> Result<Migrated, StoreError> {
+        let mut migrated = Migrated::default();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression(
+                    "begins_with(#pk, :order) OR (attribute_exists(#parked) AND attribute_exists(#expires))",
+                )
+                .expression_attribute_names("#pk", KEY)
+                .expression_attribute_names("#parked", PARKED)
+                .expression_attribute_names("#expires", EXPIRES_AT)
+                .expression_attribute_values(":order", s("order#"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                let key = text(item, KEY).unwrap_or_default();
+                match (key.strip_prefix("order#"), number(item, "version")) {
+                    (Some(record), Some(version)) => {
+                        migrated.versions += u64::from(self.carry_version(record, version).await?)
+                    }
+                    // A stored event of 0.x: its TTL goes, its parked status stays.
+                    (None, _) if text(item, PARKED).is_some_and(|p| p != HELD) => {
+                        let result = self
+                            .update(&key)
+                            .update_expression("REMOVE #expires")
+                            .condition_expression("attribute_exists(#parked)")
+                            .expression_attribute_names("#expires", EXPIRES_AT)
+                            .expression_attribute_names("#parked", PARKED)
+                            .send()
+                            .await;
+                        migrated.stored_events += u64::from(conditional(result)?.is_some());
+                    }
+                    _ => {}
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(migrated);
+            }
+        }
+    }
+
+    /// Raises the record's written version to `version` (the old guard stamped states with
+    /// `updated_at` alone: its milliseconds × the stages' room, the lowest stage).
+    async fn carry_version(&self, record: &str, version: i64) -> Result<bool, StoreError> {
+        let version = match record.split_once('/') {
+            Some(("Lago_Invoice__c" | "Lago_Credit_Note__c", _)) => {
+                version.saturating_mul(crate::mapping::STAGES)
+            }
+            _ => version,
+        };
+        let result = self
+            .update(&record_key(record))
+            .update_expression("SET #written = :version")
+            .condition_expression("attribute_not_exists(#written) OR #written < :version")
+            .expression_attribute_names("#written", "written")
+            .expression_attribute_values(":version", n(version))
+            .send()
+            .await;
+        Ok(conditional(result)?.is_some())
+    }
+}
+
 impl EventQueue for DynamoDbStore {
     async fn park(&self, p: &Park<'_>) -> Result<bool, StoreError> {
         let mut request = self

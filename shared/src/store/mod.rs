@@ -23,7 +23,7 @@ use std::future::Future;
 
 use thiserror::Error;
 
-pub use dynamodb::DynamoDbStore;
+pub use dynamodb::{DynamoDbStore, Migrated};
 pub use memory::{Hold, MemoryStore, Step};
 pub use schema::create_table;
 
