@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs the whole sync locally: moto server (DynamoDB + Secrets Manager, with the table and
 # secret created), the Salesforce stand-in (or a real org when SALESFORCE_URL,
-# SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET are set), and the four functions
-# behind `cargo lambda watch`. Prints the webhook URLs and the HMAC key; Ctrl-C stops all.
+# SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET are set), the Lago API stand-in, which
+# the functions ask what a payload does not tell (or a real Lago when LAGO_API_URL and
+# LAGO_API_KEY are set), and the four functions behind `cargo lambda watch`. Prints the
+# webhook URLs and the HMAC key; Ctrl-C stops all.
 #
-# Ports: MOTO_PORT (5000), STANDIN_PORT (8788), INVOKE_PORT (9000).
+# Ports: MOTO_PORT (5000), STANDIN_PORT (8788), LAGO_PORT (8789), INVOKE_PORT (9000).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,6 +16,7 @@ export PATH="$venv/bin:$PATH"
 
 moto_port="${MOTO_PORT:-5000}"
 standin_port="${STANDIN_PORT:-8788}"
+lago_port="${LAGO_PORT:-8789}"
 invoke_port="${INVOKE_PORT:-9000}"
 hmac_key="${LAGO_HMAC_KEY:-local-hmac-key-5f1c2d3e-4b5a-6978}"
 table="lago-salesforce-sync-local"
@@ -72,14 +75,26 @@ else
   target="Salesforce org at $SALESFORCE_URL"
 fi
 
+if [ -z "${LAGO_API_URL:-}" ]; then
+  LAGO_API_URL="http://127.0.0.1:$lago_port"
+  LAGO_API_KEY=local-lago-api-key
+  "$target_dir/debug/lago-standin" --port "$lago_port" --api-key "$LAGO_API_KEY" \
+    --customers 0 --subscriptions 0 --invoices 0 --credit-notes 0 \
+    >"$logs/lago-standin.log" 2>&1 &
+  pids+=($!)
+  wait_for "$LAGO_API_URL/api/v1/customers" "the Lago API stand-in"
+else
+  : "${LAGO_API_KEY:?set LAGO_API_KEY with LAGO_API_URL}"
+fi
+
 # The table with the schema of template.yaml, and the secret of contract §2.
 "$target_dir/debug/lago-sync" --table "$table" create-table
-"$venv/bin/python" - "$secret" "$hmac_key" "$SALESFORCE_CLIENT_ID" "$SALESFORCE_CLIENT_SECRET" <<'PY'
+"$venv/bin/python" - "$secret" "$hmac_key" "$SALESFORCE_CLIENT_ID" "$SALESFORCE_CLIENT_SECRET" "$LAGO_API_KEY" <<'PY'
 import json, sys
 import boto3
-secret, hmac_key, client_id, client_secret = sys.argv[1:]
+secret, hmac_key, client_id, client_secret, lago_api_key = sys.argv[1:]
 value = json.dumps({"lago_hmac_key": hmac_key, "salesforce_client_id": client_id,
-                    "salesforce_client_secret": client_secret})
+                    "salesforce_client_secret": client_secret, "lago_api_key": lago_api_key})
 sm = boto3.client("secretsmanager")
 try:
     sm.create_secret(Name=secret, SecretString=value)
@@ -90,6 +105,7 @@ PY
 cargo lambda watch --invoke-port "$invoke_port" \
   --env-var "SECRET_ID=$secret" --env-var "IDEMPOTENCY_TABLE=$table" \
   --env-var "SALESFORCE_URL=$SALESFORCE_URL" --env-var "SALESFORCE_API_VERSION=${SALESFORCE_API_VERSION:-62.0}" \
+  --env-var "LAGO_API_URL=$LAGO_API_URL" \
   --env-var "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL" --env-var "AWS_REGION=$AWS_REGION" \
   --env-var "AWS_ACCESS_KEY_ID=testing" --env-var "AWS_SECRET_ACCESS_KEY=testing" --env-var "RUST_LOG=${RUST_LOG:-info}" \
   >"$logs/functions.log" 2>&1 &
@@ -106,6 +122,7 @@ lago-salesforce-sync is running locally.
     http://localhost:$invoke_port/lambda-url/credit-note-webhook/
   HMAC key: $hmac_key
   Target: $target
+  Lago API: $LAGO_API_URL
   AWS emulator: $AWS_ENDPOINT_URL (table $table, secret $secret)
   Logs: $logs
   Try:  scripts/send-webhook.py http://localhost:$invoke_port/lambda-url/invoice-webhook/ --type invoice.created
