@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lago_sync::pipeline::{App, Delivery, LagoReader, Outcome};
+use lago_sync::redrive::{run_at, Report};
 use lago_sync::salesforce::SalesforceClient;
 use lago_sync::secrets::{MemorySecret, SecretCache, Secrets};
 use lago_sync::store::{delivery_key, EventQueue, MemoryStore, StoredDelivery};
@@ -73,6 +74,19 @@ impl Harness {
         self.app
             .handle(self.family, &delivery(key, body, signature, time_left))
             .await
+    }
+
+    /// Runs the redrive as if `ahead` had passed, so that what is queued is due by then.
+    pub async fn redrive(&self, ahead: Duration) -> Report {
+        let later = epoch_ms() + ahead.as_millis() as i64;
+        run_at(
+            &self.app,
+            Duration::from_secs(7 * 24 * 3600),
+            Instant::now() + Duration::from_secs(60),
+            move || later,
+        )
+        .await
+        .expect("the memory store answers")
     }
 
     pub fn rest_calls(&self) -> u64 {

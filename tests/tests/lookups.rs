@@ -3,15 +3,14 @@
 //! subscription states the payload cannot order (§7.1), and credit notes written before
 //! their invoice (§7.6).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lago_sync::pipeline::Outcome;
-use lago_sync::redrive::run_at;
 use lago_sync::store::{CustomerLinks, Step};
 use lago_sync::Family;
 use serde_json::{json, Value};
 use sync_testkit::events::{self, ACCOUNT};
-use sync_testkit::inprocess::{epoch_ms, Harness};
+use sync_testkit::inprocess::Harness;
 
 /// The sample customer (`events::customer_object`), linked only through the integration.
 const CUSTOMER: &str = "b7e3d1c6-0d1e-4f3a-9a53-8c6f2e1d0a11";
@@ -38,18 +37,6 @@ fn unlinked_invoice(lago_id: &str) -> Vec<u8> {
 
 fn lago_reads(h: &Harness, route: &str) -> u64 {
     h.lago.stats().count("GET", route)
-}
-
-async fn redrive(h: &Harness) -> lago_sync::redrive::Report {
-    let later = epoch_ms() + 3_600_000;
-    run_at(
-        &h.app,
-        Duration::from_secs(7 * 24 * 3600),
-        Instant::now() + Duration::from_secs(60),
-        move || later,
-    )
-    .await
-    .unwrap()
 }
 
 #[tokio::test]
@@ -124,7 +111,7 @@ async fn lago_down_queues_the_event_and_the_redrive_writes_it() {
         "{outcome:?}"
     );
     h.lago.fail_with(None);
-    assert_eq!(redrive(&h).await.synced, 1);
+    assert_eq!(h.redrive(Duration::from_secs(3600)).await.synced, 1);
     assert_eq!(
         h.record("Lago_Invoice__c", "inv-1")["Account__c"],
         json!(ACCOUNT)
@@ -209,7 +196,7 @@ async fn a_status_that_orders_the_state_needs_no_read_and_lago_down_queues_the_r
     let renamed = subscription("subscription.updated", "Premium (ACME contract)");
     assert_eq!(h.deliver("renamed", &renamed).await.label(), "queued");
     h.lago.fail_with(None);
-    assert_eq!(redrive(&h).await.synced, 1);
+    assert_eq!(h.redrive(Duration::from_secs(3600)).await.synced, 1);
     assert_eq!(
         h.record("Lago_Subscription__c", "sub-1")["Name"],
         json!("Premium (ACME contract)")

@@ -5,15 +5,15 @@
 //! permanent failures, redeliveries and redrives, from a seeded generator.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lago_sync::pipeline::Outcome;
-use lago_sync::redrive::{run_at, Report};
 use lago_sync::store::{EventQueue, Status, Step};
 use lago_sync::Family;
 use serde_json::{json, Value};
 use sync_testkit::events::{self, ACCOUNT};
-use sync_testkit::inprocess::{epoch_ms, Harness};
+use sync_testkit::inprocess::{delivery, epoch_ms, Harness};
+use sync_testkit::lago::sign;
 use sync_testkit::standin::Fault;
 
 const INVOICE: &str = "inv-race-1";
@@ -50,19 +50,6 @@ async fn harness() -> Arc<Harness> {
     Arc::new(Harness::start(Family::Invoice).await)
 }
 
-/// Runs the redrive as if `ahead` had passed, so that everything queued is due.
-async fn redrive(h: &Harness, ahead: Duration) -> Report {
-    let later = epoch_ms() + ahead.as_millis() as i64;
-    run_at(
-        &h.app,
-        Duration::from_secs(7 * 24 * 3600),
-        Instant::now() + Duration::from_secs(60),
-        move || later,
-    )
-    .await
-    .expect("the memory store answers")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_write_that_lands_last_does_not_win() {
     let h = harness().await;
@@ -87,7 +74,7 @@ async fn an_older_write_that_lands_last_does_not_win() {
     assert_eq!(slow.await.unwrap().label(), "synced");
     assert_eq!(written_state(&h), Some(0), "the older write landed last");
 
-    let report = redrive(&h, Duration::from_secs(60)).await;
+    let report = h.redrive(Duration::from_secs(60)).await;
     assert_eq!(report.synced, 1, "{report:?}");
     assert_eq!(written_state(&h), Some(1), "the newest state wins");
     let stored = h.stored("newer").await.unwrap();
@@ -153,7 +140,7 @@ async fn a_refused_newest_state_blocks_no_older_one_and_wins_once_redriven() {
         .requeue(&h.key("newest"), epoch_ms())
         .await
         .unwrap());
-    let report = redrive(&h, Duration::ZERO).await;
+    let report = h.redrive(Duration::ZERO).await;
     assert_eq!(report.synced, 1, "{report:?}");
     assert_eq!(written_state(&h), Some(5));
     // Lago's late retry of the older one changes nothing.
@@ -165,29 +152,29 @@ async fn a_refused_newest_state_blocks_no_older_one_and_wins_once_redriven() {
     assert_eq!(written_state(&h), Some(5));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_writer_that_dies_mid_write_is_recovered_from_lagos_current_state() {
-    let h = harness().await;
-    // Lago's last attempt reaches a function that dies after Salesforce took the write
-    // (killed at its deadline, say): its lease is never let go.
-    let hold = h.app.store.hold(Step::Release, &h.key("last-attempt"));
+/// Delivers `body` under `key` in a function that dies once Salesforce took the write,
+/// before it lets the record go: its lease, until `time_left` from now, is never let go.
+async fn die_mid_write(h: &Arc<Harness>, key: &str, body: Vec<u8>, time_left: Duration) {
+    let hold = h.app.store.hold(Step::Release, &h.key(key));
     let dying = tokio::spawn({
-        let h = h.clone();
+        let (h, key) = (h.clone(), key.to_owned());
         async move {
-            let body = invoice(1);
-            let signature = sync_testkit::lago::sign(events::HMAC_KEY, &body);
-            let delivery = sync_testkit::inprocess::delivery(
-                "last-attempt",
-                &body,
-                &signature,
-                Duration::from_millis(2500),
-            );
+            let signature = sign(events::HMAC_KEY, &body);
+            let delivery = delivery(&key, &body, &signature, time_left);
             h.app.handle(Family::Invoice, &delivery).await
         }
     });
     hold.reached().await;
     dying.abort();
     assert!(dying.await.unwrap_err().is_cancelled());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_dies_mid_write_is_recovered_from_lagos_current_state() {
+    let h = harness().await;
+    // Lago's last attempt reaches a function that dies after Salesforce took the write
+    // (killed at its deadline, say): its lease is never let go.
+    die_mid_write(&h, "last-attempt", invoice(1), Duration::from_millis(2500)).await;
 
     // Lago moved on meanwhile (the invoice got paid) and never sends anything again.
     let mut current = events::object("invoice", INVOICE, Some(ACCOUNT), state(3));
@@ -197,10 +184,10 @@ async fn a_writer_that_dies_mid_write_is_recovered_from_lagos_current_state() {
     assert_eq!(h.deliver("other", &invoice(2)).await.label(), "queued");
 
     // Before the lease lapses the redrive leaves the record alone.
-    let early = redrive(&h, Duration::ZERO).await;
+    let early = h.redrive(Duration::ZERO).await;
     assert_eq!(early.recovered, 0, "{early:?}");
     tokio::time::sleep(Duration::from_millis(2600)).await;
-    let report = redrive(&h, Duration::from_secs(60)).await;
+    let report = h.redrive(Duration::from_secs(60)).await;
     assert_eq!((report.recovered, report.unrecovered), (1, 0), "{report:?}");
     assert_eq!(
         written_state(&h),
@@ -224,29 +211,17 @@ async fn a_writer_that_dies_mid_write_is_recovered_from_lagos_current_state() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lapsed_record_waits_while_lagos_api_is_down() {
     let h = harness().await;
-    let hold = h.app.store.hold(Step::Release, &h.key("k"));
-    let dying = tokio::spawn({
-        let h = h.clone();
-        async move {
-            let body = invoice(0);
-            let signature = sync_testkit::lago::sign(events::HMAC_KEY, &body);
-            let delivery =
-                sync_testkit::inprocess::delivery("k", &body, &signature, Duration::from_secs(2));
-            h.app.handle(Family::Invoice, &delivery).await
-        }
-    });
-    hold.reached().await;
-    dying.abort();
+    die_mid_write(&h, "k", invoice(0), Duration::from_secs(2)).await;
     h.lago.replace(
         "invoices",
         events::object("invoice", INVOICE, Some(ACCOUNT), state(1)),
     );
     tokio::time::sleep(Duration::from_millis(2100)).await;
     h.lago.fail_with(Some(503));
-    let report = redrive(&h, Duration::ZERO).await;
+    let report = h.redrive(Duration::ZERO).await;
     assert_eq!((report.recovered, report.unrecovered), (0, 1), "{report:?}");
     h.lago.fail_with(None);
-    let report = redrive(&h, Duration::ZERO).await;
+    let report = h.redrive(Duration::ZERO).await;
     assert_eq!((report.recovered, report.unrecovered), (1, 0), "{report:?}");
     assert_eq!(written_state(&h), Some(1));
 }
@@ -309,7 +284,7 @@ async fn play(schedule: &Schedule, versions: usize) -> Result<(), String> {
         let h = h.clone();
         async move {
             tokio::time::sleep(Duration::from_millis(150)).await;
-            redrive(&h, Duration::from_secs(3600)).await
+            h.redrive(Duration::from_secs(3600)).await
         }
     });
     let mut answers = Vec::new();
@@ -323,7 +298,7 @@ async fn play(schedule: &Schedule, versions: usize) -> Result<(), String> {
                 h.app.store.requeue(&event.key, epoch_ms()).await.unwrap();
             }
         }
-        redrive(&h, Duration::from_secs(3 * 3600)).await;
+        h.redrive(Duration::from_secs(3 * 3600)).await;
     }
     let left: usize = {
         let mut left = 0;
