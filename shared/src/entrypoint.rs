@@ -69,14 +69,18 @@ async fn start() -> Result<(App<DynamoDbStore>, Config), lambda_http::Error> {
     Ok((build(&config).await, config))
 }
 
-pub async fn build(config: &Config) -> App<DynamoDbStore> {
-    // Fail fast enough that an AWS outage still gets its 503 before Lago's 30 s timeout.
-    let timeouts = TimeoutConfig::builder()
+/// The AWS SDK's own bounds of one call: an outer limit only, since every call of an event
+/// is also bounded by the invocation's deadline (contract §7.7, [`crate::pipeline`]).
+pub fn aws_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
         .operation_timeout(Duration::from_secs(5))
-        .build();
+        .build()
+}
+
+pub async fn build(config: &Config) -> App<DynamoDbStore> {
     let sdk = transport::aws_config_loader()
-        .timeout_config(timeouts)
+        .timeout_config(aws_timeouts())
         .load()
         .await;
     App {

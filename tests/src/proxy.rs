@@ -7,11 +7,16 @@
 //!
 //! A request with the header [`BASELINE`] is forwarded and metered apart, and not counted:
 //! a bench's own requests, made to learn what a bare client pays beyond the metered time.
+//!
+//! [`MeteringProxy::set_delay`] makes the emulator slow, as an AWS having a bad day: each
+//! request is handled at once, but its answer is held back. A client that gives up waiting
+//! has its request applied all the same, as a real service would.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use aws_config::SdkConfig;
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::http::header::{HeaderMap, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
@@ -39,6 +44,8 @@ struct Meter {
     counts: Counts,
     busy: Duration,
     baseline_busy: Duration,
+    /// How long every answer is held back ([`MeteringProxy::set_delay`]).
+    delay: Duration,
 }
 
 impl MeteringProxy {
@@ -71,6 +78,18 @@ impl MeteringProxy {
     pub fn baseline_busy(&self) -> Duration {
         self.state.meter.lock().unwrap().baseline_busy
     }
+
+    /// Holds every answer back by `delay` from now on (`Duration::ZERO`: fast again). The
+    /// request itself reaches the emulator at once; the delay is not metered as busy time.
+    pub fn set_delay(&self, delay: Duration) {
+        self.state.meter.lock().unwrap().delay = delay;
+    }
+
+    /// `config` (e.g. the emulator's own, [`crate::moto::Moto::sdk_config`]) with its
+    /// endpoint moved to this proxy, for SDK clients that go through it.
+    pub fn sdk_config(&self, config: &SdkConfig) -> SdkConfig {
+        config.to_builder().endpoint_url(&self.url).build()
+    }
 }
 
 async fn forward(State(upstream): State<Arc<Upstream>>, request: Request) -> Response {
@@ -99,7 +118,7 @@ async fn forward(State(upstream): State<Arc<Upstream>>, request: Request) -> Res
     *response.headers_mut().expect("a response builder") = end_to_end(answer.headers().clone());
     let body = answer.bytes().await.expect("the emulator's answer body");
 
-    {
+    let delay = {
         let mut meter = upstream.meter.lock().unwrap();
         if baseline {
             meter.baseline_busy += started.elapsed();
@@ -107,7 +126,9 @@ async fn forward(State(upstream): State<Arc<Upstream>>, request: Request) -> Res
             *meter.counts.entry(operation).or_default() += 1;
             meter.busy += started.elapsed();
         }
-    }
+        meter.delay
+    };
+    tokio::time::sleep(delay).await;
     response.body(Body::from(body)).expect("a valid response")
 }
 

@@ -97,6 +97,7 @@ both!(
     a_record_remembers_its_latest_deliveries,
     stored_events_are_queued_claimed_completed_and_discarded,
     customer_links_and_checkpoints_are_kept,
+    waiting_children_are_handed_to_the_parents_writers,
 );
 
 fn take<'a>(delivery: &'a str, hash: &'a str, version: Option<i64>, now_ms: i64) -> Take<'a> {
@@ -213,11 +214,11 @@ async fn a_held_record_is_refused_until_its_lease_lapses(store: impl Store) {
     );
     assert_ne!(retry.token, first.token);
     assert!(
-        !store
+        store
             .release(&first, &written(Some(1), now))
             .await
             .unwrap()
-            .is_some(),
+            .is_none(),
         "the first writer's release comes too late"
     );
     assert_eq!(store.written(RECORD).await.unwrap(), None);
@@ -289,11 +290,11 @@ async fn a_lapsed_lease_is_recovered_by_the_redrive(store: impl Store) {
         "recovered once"
     );
     assert_eq!(store.lapsed(later, 10).await.unwrap(), []);
-    assert!(!store
+    assert!(store
         .release(&dead, &written(Some(600), later))
         .await
         .unwrap()
-        .is_some());
+        .is_none());
     assert_eq!(store.written(RECORD).await.unwrap(), Some(500));
     assert!(store
         .release(&recovered, &written(Some(650), later))
@@ -598,6 +599,58 @@ async fn customer_links_and_checkpoints_are_kept(store: impl Store) {
     assert_eq!(store.load_checkpoint(&key).await.unwrap(), None);
 }
 
+/// Takes [`RECORD`] for `delivery` and lets it go written: the children waiting on it.
+async fn write_record(store: &impl Store, delivery: &str, version: i64) -> Option<Vec<String>> {
+    let now = now_ms();
+    let lease = leased(
+        store
+            .take(&take(delivery, "h", Some(version), now))
+            .await
+            .unwrap(),
+    );
+    store
+        .release(&lease, &written(Some(version), now))
+        .await
+        .unwrap()
+}
+
+fn children(ids: &[&str]) -> Vec<String> {
+    ids.iter().map(|id| id.to_string()).collect()
+}
+
+/// Credit notes written before their invoice (contract §7.6) wait on the invoice's record
+/// ([`RECORD`] here): its writer learns of them when it lets the record go, and links them.
+async fn waiting_children_are_handed_to_the_parents_writers(store: impl Store) {
+    assert!(
+        !store.await_parent(RECORD, "cn-1").await.unwrap(),
+        "the invoice was never written: the credit note waits"
+    );
+    assert_eq!(
+        write_record(&store, "d1", 1).await,
+        Some(children(&["cn-1"]))
+    );
+    assert!(
+        store.await_parent(RECORD, "cn-2").await.unwrap(),
+        "the invoice is written: the credit note's writer links it at once"
+    );
+
+    // A linked credit note is forgotten; the others are handed to the next writer again
+    // (until one of them links them).
+    store
+        .parent_linked(RECORD, &children(&["cn-1"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        write_record(&store, "d2", 2).await,
+        Some(children(&["cn-2"]))
+    );
+    store
+        .parent_linked(RECORD, &children(&["cn-2"]))
+        .await
+        .unwrap();
+    assert_eq!(write_record(&store, "d3", 3).await, Some(Vec::new()));
+}
+
 /// What finishes or changes an item finds none, and creates none.
 async fn nothing_is_changed_where_nothing_is(store: &impl Store) {
     let now = now_ms();
@@ -610,7 +663,7 @@ async fn nothing_is_changed_where_nothing_is(store: &impl Store) {
         evict: None,
     };
     for release in [written(Some(1), now), Release::Stored(Status::Queued)] {
-        assert!(!store.release(&lease, &release).await.unwrap().is_some());
+        assert!(store.release(&lease, &release).await.unwrap().is_none());
     }
     let lapsed = Lapsed {
         record: RECORD.into(),
@@ -621,6 +674,10 @@ async fn nothing_is_changed_where_nothing_is(store: &impl Store) {
     };
     let taken = store.take_lapsed(&lapsed, Some(1), now + 1, now + LEASE_MS);
     assert_eq!(taken.await.unwrap(), busy(""));
+    store
+        .parent_linked(RECORD, &children(&["cn-1"]))
+        .await
+        .unwrap();
     let key = delivery_key("invoice", "absent");
     store.complete(&key, "synced", now).await.unwrap();
     assert_eq!(

@@ -2,11 +2,13 @@
 //! fault is gone (and, for a permanent refusal, the operator has requeued the event), the
 //! redrive leaves Salesforce holding exactly what a fault-free run writes. The table is a
 //! real DynamoDB emulator (moto), shared by the function that met the fault and the redrive.
+//! A function that dies mid-write is recovered by the redrive on that table too (§7.3).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lago_sync::pipeline::{App, LagoReader, Outcome};
-use lago_sync::redrive::run_at;
+use lago_sync::redrive::{run_at, Report};
 use lago_sync::salesforce::SalesforceClient;
 use lago_sync::secrets::{SecretCache, Secrets};
 use lago_sync::store::{delivery_key, DynamoDbStore, EventQueue, Status};
@@ -15,7 +17,9 @@ use serde_json::{json, Value};
 use sync_testkit::events::{self, ACCOUNT, HMAC_KEY};
 use sync_testkit::inprocess::{delivery, epoch_ms, Harness};
 use sync_testkit::lago::sign;
+use sync_testkit::lago_standin::{Dataset, LagoStandin, API_KEY as LAGO_API_KEY};
 use sync_testkit::moto::{closed_endpoint, unique_name, Moto};
+use sync_testkit::proxy::MeteringProxy;
 use sync_testkit::standin::{Fault, Standin, StandinConfig};
 
 const MISSING_ACCOUNT: &str = "001000000000077AAA";
@@ -146,17 +150,18 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// The events of these cases name their Account: Lago's API is never read.
+/// The events of these cases name their Account: Lago's API is read only by a recovery.
 fn app(
     table: &str,
     dynamodb: aws_sdk_dynamodb::Client,
     salesforce_url: &str,
+    lago_url: &str,
 ) -> App<DynamoDbStore> {
     App {
         secrets: SecretCache::fixed(Secrets::parse(&events::secret_json(HMAC_KEY)).unwrap()),
         store: DynamoDbStore::new(dynamodb, table),
         salesforce: SalesforceClient::new(salesforce_url, "62.0"),
-        lago: LagoReader::new(&closed_endpoint()),
+        lago: LagoReader::new(lago_url),
     }
 }
 
@@ -190,7 +195,8 @@ async fn every_fault_is_answered_and_healed_without_loss_or_duplicates() {
         let table = unique_name("faults");
         moto.create_table(&table).await;
         let standin = Standin::start(StandinConfig::default()).await;
-        let healthy = app(&table, moto.dynamodb().await, &standin.url());
+        let no_lago_api = closed_endpoint();
+        let healthy = app(&table, moto.dynamodb().await, &standin.url(), &no_lago_api);
         let mut time_left = Duration::from_secs(20);
         let faulty = match case.trigger {
             Trigger::Fault(fault) => {
@@ -202,7 +208,12 @@ async fn every_fault_is_answered_and_healed_without_loss_or_duplicates() {
                 time_left = Duration::from_secs(4);
                 None
             }
-            Trigger::Refused => Some(app(&table, moto.dynamodb().await, &closed_endpoint())),
+            Trigger::Refused => Some(app(
+                &table,
+                moto.dynamodb().await,
+                &closed_endpoint(),
+                &no_lago_api,
+            )),
             Trigger::ExpiredSession => {
                 let warm = events::body("invoice.created", "inv-0", Some(ACCOUNT), json!({}));
                 assert_eq!(
@@ -289,4 +300,148 @@ async fn every_fault_is_answered_and_healed_without_loss_or_duplicates() {
             case.name
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// A writer that dies mid-write (contract §7.3)
+
+const INVOICE: &str = "inv-crash-1";
+/// The dying delivery's time: its lease lasts this long. The Salesforce write gets what is
+/// left after the reserves kept back for recording the outcome (3.5 s in all).
+const DYING_TIME_LEFT: Duration = Duration::from_secs(5);
+/// Salesforce is slow to take the dying delivery's write, so that it dies mid-write; short
+/// enough that the write lands well before the lease lapses.
+const SLOW_WRITE: Duration = Duration::from_millis(700);
+
+/// The `i`-th state of the invoice, told apart in Salesforce by its amount; a later state
+/// is newer (a later `updated_at`, or a later payment stage within one second).
+fn state(i: usize) -> Value {
+    json!({
+        "updated_at": format!("2025-03-01T10:00:{:02}Z", i / 2),
+        "payment_status": if i.is_multiple_of(2) { "pending" } else { "succeeded" },
+        "total_amount_cents": 100_000 + i as i64,
+    })
+}
+
+fn invoice(i: usize) -> Vec<u8> {
+    events::body(
+        "invoice.payment_status_updated",
+        INVOICE,
+        Some(ACCOUNT),
+        state(i),
+    )
+}
+
+/// Which state Salesforce holds.
+fn written_state(standin: &Standin) -> Option<usize> {
+    let record = standin.record_by("Lago_Invoice__c", "Lago_Id__c", INVOICE)?;
+    let amount = record["Total_Amount__c"].as_f64()?;
+    Some(((amount * 100.0).round() as i64 - 100_000) as usize)
+}
+
+async fn deliver(app: &App<DynamoDbStore>, key: &str, body: &[u8], time_left: Duration) -> Outcome {
+    let signature = sign(HMAC_KEY, body);
+    app.handle(Family::Invoice, &delivery(key, body, &signature, time_left))
+        .await
+}
+
+/// A redrive run as if `ahead` had passed (for the queue; leases lapse in real time).
+async fn redrive(app: &App<DynamoDbStore>, ahead: Duration) -> Report {
+    let later = epoch_ms() + ahead.as_millis() as i64;
+    run_at(
+        app,
+        Duration::from_secs(7 * 24 * 3600),
+        Instant::now() + Duration::from_secs(60),
+        move || later,
+    )
+    .await
+    .expect("moto answers")
+}
+
+/// Polls `condition` until it holds; panics naming `what` after a while.
+async fn wait_for(what: &str, condition: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "waited in vain for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_writer_that_dies_mid_write_is_recovered_through_the_index() {
+    let moto = Moto::shared().await;
+    let table = unique_name("crash");
+    moto.create_table(&table).await;
+    let standin = Standin::start(StandinConfig::default()).await;
+    let lago = LagoStandin::start(LAGO_API_KEY, Dataset::default()).await;
+    // The table is reached through a metering proxy: the redrive must find the lapsed lease
+    // by querying the sparse index, never by scanning the table.
+    let proxy = MeteringProxy::start(moto.endpoint()).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&proxy.sdk_config(&moto.sdk_config().await));
+    let app = Arc::new(app(&table, dynamodb, &standin.url(), &lago.url()));
+
+    // Lago's last attempt reaches a function that dies (killed at its deadline, say) while
+    // Salesforce is writing: its lease on the record is never let go.
+    standin.add_fault(Fault::delay(SLOW_WRITE).on_path("/sobjects/"));
+    let lease_lapses = Instant::now() + DYING_TIME_LEFT;
+    let dying = tokio::spawn({
+        let app = app.clone();
+        async move { deliver(&app, "last-attempt", &invoice(1), DYING_TIME_LEFT).await }
+    });
+    wait_for("the write to reach Salesforce", || {
+        let requests = standin.requests();
+        requests.iter().any(|r| r.path.contains("/sobjects/"))
+    })
+    .await;
+    dying.abort();
+    assert!(dying.await.unwrap_err().is_cancelled());
+
+    // Before the lease lapses the redrive leaves the record alone: its writer may be alive.
+    let early = redrive(&app, Duration::ZERO).await;
+    assert_eq!((early.recovered, early.unrecovered), (0, 0), "{early:?}");
+    // Salesforce takes the dead function's write all the same.
+    wait_for("the dead function's write to land", || {
+        written_state(&standin) == Some(1)
+    })
+    .await;
+
+    // Lago moved on meanwhile (the invoice got paid) and never sends anything again.
+    lago.replace(
+        "invoices",
+        events::object("invoice", INVOICE, Some(ACCOUNT), state(3)),
+    );
+    // A delivery of another state finds the record held by the dead function: queued, not
+    // lost (however long it waited, only the recovery takes a lapsed lease from its owner).
+    let other = deliver(&app, "other", &invoice(2), Duration::from_secs(20)).await;
+    assert_eq!(
+        (other.status_code(), other.label()),
+        (202, "queued"),
+        "{other:?}"
+    );
+    assert_eq!(other.body()["error_code"], json!("RECORD_BUSY"));
+
+    // The lease ends at the delivery's deadline, set a moment after `lease_lapses`.
+    tokio::time::sleep_until((lease_lapses + Duration::from_millis(200)).into()).await;
+    let report = redrive(&app, Duration::from_secs(60)).await;
+    assert_eq!((report.recovered, report.unrecovered), (1, 0), "{report:?}");
+    assert_eq!(written_state(&standin), Some(3), "Lago's current state");
+    // The queued state is older than the recovered one: skipped, and completed.
+    assert_eq!(report.skipped, 1, "{report:?}");
+    let key = delivery_key("invoice", "other");
+    let other = app.store.load(&key).await.unwrap().map(|s| s.status);
+    assert_eq!(other, Some(Status::Completed));
+    // Had Lago retried the dead delivery after all, it would change nothing.
+    let retried = deliver(&app, "last-attempt", &invoice(1), Duration::from_secs(20)).await;
+    assert_eq!(retried, Outcome::Duplicate);
+    assert_eq!(written_state(&standin), Some(3));
+
+    let counts = proxy.counts();
+    assert!(
+        counts.contains_key("DynamoDB_20120810.Query")
+            && !counts.contains_key("DynamoDB_20120810.Scan"),
+        "{counts:?}"
+    );
 }

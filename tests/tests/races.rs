@@ -152,19 +152,26 @@ async fn a_refused_newest_state_blocks_no_older_one_and_wins_once_redriven() {
     assert_eq!(written_state(&h), Some(5));
 }
 
+/// How long a dying writer's invocation has: enough for the Salesforce write, which must end
+/// 3.5 s before the deadline (what the finishing write and the answer need).
+const DYING_TIME_LEFT: Duration = Duration::from_millis(4500);
+
 /// Delivers `body` under `key` in a function that dies once Salesforce took the write,
-/// before it lets the record go: its lease, until `time_left` from now, is never let go.
-async fn die_mid_write(h: &Arc<Harness>, key: &str, body: Vec<u8>, time_left: Duration) {
+/// before it lets the record go: its lease, until [`DYING_TIME_LEFT`] from now, is never
+/// let go.
+async fn die_mid_write(h: &Arc<Harness>, key: &str, body: Vec<u8>) {
+    let calls = h.rest_calls();
     let hold = h.app.store.hold(Step::Release, &h.key(key));
     let dying = tokio::spawn({
         let (h, key) = (h.clone(), key.to_owned());
         async move {
             let signature = sign(events::HMAC_KEY, &body);
-            let delivery = delivery(&key, &body, &signature, time_left);
+            let delivery = delivery(&key, &body, &signature, DYING_TIME_LEFT);
             h.app.handle(Family::Invoice, &delivery).await
         }
     });
     hold.reached().await;
+    assert_eq!(h.rest_calls(), calls + 1, "Salesforce took the write");
     dying.abort();
     assert!(dying.await.unwrap_err().is_cancelled());
 }
@@ -174,7 +181,7 @@ async fn a_writer_that_dies_mid_write_is_recovered_from_lagos_current_state() {
     let h = harness().await;
     // Lago's last attempt reaches a function that dies after Salesforce took the write
     // (killed at its deadline, say): its lease is never let go.
-    die_mid_write(&h, "last-attempt", invoice(1), Duration::from_millis(2500)).await;
+    die_mid_write(&h, "last-attempt", invoice(1)).await;
 
     // Lago moved on meanwhile (the invoice got paid) and never sends anything again.
     let mut current = events::object("invoice", INVOICE, Some(ACCOUNT), state(3));
@@ -186,7 +193,7 @@ async fn a_writer_that_dies_mid_write_is_recovered_from_lagos_current_state() {
     // Before the lease lapses the redrive leaves the record alone.
     let early = h.redrive(Duration::ZERO).await;
     assert_eq!(early.recovered, 0, "{early:?}");
-    tokio::time::sleep(Duration::from_millis(2600)).await;
+    tokio::time::sleep(DYING_TIME_LEFT + Duration::from_millis(100)).await;
     let report = h.redrive(Duration::from_secs(60)).await;
     assert_eq!((report.recovered, report.unrecovered), (1, 0), "{report:?}");
     assert_eq!(
@@ -211,12 +218,12 @@ async fn a_writer_that_dies_mid_write_is_recovered_from_lagos_current_state() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lapsed_record_waits_while_lagos_api_is_down() {
     let h = harness().await;
-    die_mid_write(&h, "k", invoice(0), Duration::from_secs(2)).await;
+    die_mid_write(&h, "k", invoice(0)).await;
     h.lago.replace(
         "invoices",
         events::object("invoice", INVOICE, Some(ACCOUNT), state(1)),
     );
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(DYING_TIME_LEFT + Duration::from_millis(100)).await;
     h.lago.fail_with(Some(503));
     let report = h.redrive(Duration::ZERO).await;
     assert_eq!((report.recovered, report.unrecovered), (0, 1), "{report:?}");
