@@ -26,8 +26,8 @@ const BACKLOG_CAP: usize = 1000;
 pub struct Report {
     /// Records whose writer died, written again from Lago's current state.
     pub recovered: u32,
-    /// Such records still waiting (Lago's API or Salesforce unavailable): the next run
-    /// tries again.
+    /// Such records not written by this run: Lago's API unavailable (the next run tries
+    /// again), or Salesforce refused the write (the event is then stored like any other).
     pub unrecovered: u32,
     pub synced: u32,
     pub skipped: u32,
@@ -138,12 +138,21 @@ async fn recover_lapsed<S: Store>(
             .instrument(span.clone())
             .await;
         span.record("outcome", outcome.label());
-        span.in_scope(|| match outcome.status_code() {
-            200 => {
+        let recovered = outcome.status_code() == 200;
+        telemetry::count(
+            &lapsed.family,
+            if recovered {
+                "recovered"
+            } else {
+                "unrecovered"
+            },
+        );
+        span.in_scope(|| match recovered {
+            true => {
                 report.recovered += 1;
                 info!("a lapsed record was recovered");
             }
-            _ => {
+            false => {
                 report.unrecovered += 1;
                 warn!(?outcome, "a lapsed record is not recovered yet");
             }
