@@ -178,7 +178,7 @@ async fn retry_one<S: Store>(
     };
     let age_ms = now_ms - stored.first_parked_at_ms.unwrap_or(now_ms);
     let label = if age_ms > max_age.as_millis() as i64 {
-        bury(app, &stored, now_ms).await?;
+        mark_dead(app, &stored, now_ms).await?;
         "dead"
     } else {
         app.retry(&stored, Instant::now() + PER_EVENT).await.label()
@@ -188,7 +188,7 @@ async fn retry_one<S: Store>(
     Ok(label)
 }
 
-async fn bury<S: Store>(
+async fn mark_dead<S: Store>(
     app: &App<S>,
     stored: &StoredDelivery,
     now_ms: i64,

@@ -134,6 +134,42 @@ async fn credit_notes_whose_invoice_is_missing_are_written_without_the_link() {
         ),
         (Value::Null, json!("inv-000000"))
     );
+
+    // The invoice's first webhook links the credit notes that wait for it (§7.6).
+    let waiting = rig
+        .salesforce
+        .records("Lago_Credit_Note__c")
+        .iter()
+        .filter(|n| n["Lago_Invoice_Id__c"] == json!("inv-000000"))
+        .count();
+    let body = events::body(
+        "invoice.created",
+        "inv-000000",
+        Some(&account_id(0)),
+        json!({}),
+    );
+    let signature = sign(HMAC_KEY, &body);
+    let outcome = rig
+        .app
+        .handle(
+            Family::Invoice,
+            &delivery("live-invoice", &body, &signature, Duration::from_secs(20)),
+        )
+        .await;
+    assert!(matches!(outcome, Outcome::Synced { .. }), "{outcome:?}");
+    let invoice_id = rig
+        .salesforce
+        .record_by("Lago_Invoice__c", "Lago_Id__c", "inv-000000")
+        .unwrap()["Id"]
+        .clone();
+    let linked = rig
+        .salesforce
+        .records("Lago_Credit_Note__c")
+        .into_iter()
+        .filter(|n| n["Invoice__c"] == invoice_id)
+        .count();
+    assert!(waiting > 0);
+    assert_eq!(linked, waiting);
 }
 
 #[tokio::test]

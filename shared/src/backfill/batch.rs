@@ -117,6 +117,11 @@ impl<S: Store> Batch<'_, '_, S> {
                     held[at].written = true;
                     summary.written += 1;
                     summary.links_dropped += 1;
+                    // The invoice's first write links it, as for a webhook (§7.6).
+                    self.run
+                        .app
+                        .await_invoice(&held[at].mapped.plan, deadline)
+                        .await;
                 }
                 Err(e) => self.failed(&held[at].mapped, &e, summary).await?,
             }

@@ -18,7 +18,7 @@ use crate::store::Store;
 
 impl<S: Store> App<S> {
     /// The credit note of `plan` was written without its invoice link.
-    pub(super) async fn await_invoice(&self, plan: &Plan, deadline: Instant) {
+    pub(crate) async fn await_invoice(&self, plan: &Plan, deadline: Instant) {
         let Some(reference) = &plan.write.reference else {
             return;
         };
