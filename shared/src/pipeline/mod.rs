@@ -10,6 +10,7 @@
 mod answer;
 mod links;
 mod lookups;
+mod recovery;
 mod stored;
 
 use std::future::Future;
@@ -24,8 +25,7 @@ use crate::salesforce::{Class, SalesforceClient, SalesforceError};
 use crate::secrets::{SecretCache, SecretsError};
 use crate::signature::{self, Rejection};
 use crate::store::{
-    delivery_key, Lapsed, Lease, Park, Release, Status, Store, StoreError, StoredDelivery, Take,
-    Taken,
+    delivery_key, Lease, Release, Status, Store, StoreError, StoredDelivery, Take, Taken,
 };
 use crate::{clock, telemetry, Family};
 
@@ -33,7 +33,6 @@ pub use answer::Outcome;
 use lookups::Unplanned;
 pub use lookups::{LagoReader, LookupError};
 pub use stored::retry_delay_ms;
-pub(crate) use stored::storable;
 
 /// What every function holds for its warm lifetime.
 pub struct App<S> {
@@ -64,8 +63,6 @@ const ANSWER_MARGIN: Duration = Duration::from_millis(250);
 /// A delivery that finds its record taken by another waits this long, in these steps,
 /// before it is stored as queued. Long enough for a warm write (~0.3 s) to end.
 const BUSY_WAITS_MS: [u64; 4] = [100, 200, 400, 800];
-/// A delivery stored because its record stayed busy is due again this soon.
-const BUSY_RETRY_MS: i64 = 5_000;
 
 /// Why an event was not written, classified once: a transient failure is queued for the
 /// redrive, a permanent one stored `failed` for an operator.
@@ -207,66 +204,6 @@ impl<S: Store> App<S> {
             return Outcome::Unavailable(e.to_string());
         }
         self.sync(&event, &plan).await
-    }
-
-    /// Writes Lago's current state of a record whose writer died holding it (its lease
-    /// lapsed without a release): what that writer was writing, or something newer, ends
-    /// in Salesforce even when Lago never sends it again (contract §7.3).
-    pub async fn recover(&self, lapsed: &Lapsed, deadline: Instant) -> Outcome {
-        let Ok(family) = lapsed.family.parse::<Family>() else {
-            return Outcome::Invalid(format!("{} is not an event family", lapsed.family));
-        };
-        let unavailable = |e: LookupError| Outcome::Unavailable(e.to_string());
-        // Until Lago answers, the lease stays lapsed and the next run tries again.
-        let current = match self.current_state(family, &lapsed.lago_ref, deadline).await {
-            Ok(current) => current,
-            Err(e) => return unavailable(e),
-        };
-        let plan = match &current {
-            Some(body) => match self.plan(family, body, deadline).await {
-                Ok(plan) => Some(plan),
-                Err(Unplanned::Lookup(e)) => return unavailable(e),
-                Err(_) => None,
-            },
-            None => None,
-        };
-        let left = deadline.saturating_duration_since(Instant::now());
-        let (now_ms, lease_until_ms) = (clock::now_ms(), clock::now_ms() + left.as_millis() as i64);
-        let version = plan.as_ref().and_then(Plan::version);
-        let taken = within(
-            deadline,
-            self.store
-                .take_lapsed(lapsed, version, now_ms, lease_until_ms),
-        );
-        let lease = match taken.await {
-            Ok(Taken::Leased(lease)) => lease,
-            Ok(Taken::Older { .. }) => {
-                return Outcome::Skipped(format!(
-                    "a newer state of {} is already in Salesforce",
-                    lapsed.record
-                ))
-            }
-            Ok(_) => return Outcome::InProgress,
-            Err(e) => return Outcome::Unavailable(e.to_string()),
-        };
-        let event = Event {
-            key: &lapsed.delivery,
-            family: &lapsed.family,
-            webhook_type: family.state_type(),
-            body: current.as_deref().unwrap_or_default(),
-            // The stored event, if any, answers Lago's retry of the original delivery.
-            body_sha256: lease.body_sha256.clone(),
-            retry: None,
-            deadline,
-            deadline_ms: lease_until_ms,
-        };
-        match &plan {
-            Some(plan) => self.write_leased(&event, plan, &lease).await,
-            None => {
-                self.let_go(&event, &lease, &Release::Abandoned).await;
-                Outcome::Skipped(format!("{} has nothing to write in Lago", lapsed.record))
-            }
-        }
     }
 
     /// Verifies with the kept HMAC key, and once more with a re-read secret when that
@@ -439,116 +376,6 @@ impl<S: Store> App<S> {
                 Vec::new()
             }
         }
-    }
-
-    /// Salesforce did not take the event: stored for a retry (transient) or an operator.
-    async fn store_failed(
-        &self,
-        event: &Event<'_>,
-        record: &str,
-        lease: Option<&Lease>,
-        e: Failure,
-    ) -> Outcome {
-        let (status, due_at_ms) = match e.class {
-            Class::Transient => {
-                let attempt = event.retry.unwrap_or(0) + 1;
-                (Status::Queued, clock::now_ms() + retry_delay_ms(attempt))
-            }
-            Class::Permanent => (Status::Failed, clock::now_ms()),
-        };
-        let stored = self
-            .store_event(event, record, status, &e.code, &e.message, due_at_ms)
-            .await;
-        if let Some(lease) = lease {
-            let release = match stored {
-                Ok(()) => Release::Stored(status),
-                Err(_) => Release::Abandoned,
-            };
-            self.let_go(event, lease, &release).await;
-        }
-        match stored {
-            Ok(()) if status == Status::Queued => Outcome::Queued {
-                code: e.code,
-                message: e.message,
-            },
-            Ok(()) => Outcome::Failed {
-                code: e.code,
-                message: e.message,
-            },
-            // Lago retries a 503; a retry's stored event lapses back into the queue.
-            Err(store_error) => Outcome::Unavailable(format!(
-                "{store_error} (after Salesforce answered {})",
-                e.code
-            )),
-        }
-    }
-
-    /// The record stayed busy: queued for a prompt retry, when the record is free.
-    async fn store_busy(&self, event: &Event<'_>, record: &str, holder: &str) -> Outcome {
-        let (code, message) = (
-            "RECORD_BUSY",
-            format!("{record} is being written by another delivery; retried shortly"),
-        );
-        let due_at_ms = clock::now_ms() + BUSY_RETRY_MS;
-        info!(holder, "record busy; the event is queued");
-        match self
-            .store_event(event, record, Status::Queued, code, &message, due_at_ms)
-            .await
-        {
-            Ok(()) => Outcome::Queued {
-                code: code.to_owned(),
-                message,
-            },
-            Err(e) => Outcome::Unavailable(e.to_string()),
-        }
-    }
-
-    /// A signed event that cannot be mapped is stored `failed` for a redrive once the
-    /// mapping (or Lago) is fixed; never dropped (contract §7.3).
-    async fn store_unmappable(&self, event: &Event<'_>, e: &MappingError) -> Outcome {
-        let refusal = Failure {
-            class: Class::Permanent,
-            code: "UNMAPPABLE".to_owned(),
-            message: e.to_string(),
-        };
-        // No record to remember it by: Lago's retry is answered from the stored event.
-        if event.retry.is_none() {
-            match within(event.deadline, self.store.load(event.key)).await {
-                Ok(Some(stored)) => return answer::replay(&stored, &event.body_sha256),
-                Ok(None) => {}
-                Err(e) => return Outcome::Unavailable(e.to_string()),
-            }
-        }
-        self.store_failed(event, "", None, refusal).await
-    }
-
-    async fn store_event(
-        &self,
-        event: &Event<'_>,
-        record: &str,
-        status: Status,
-        error_code: &str,
-        error_message: &str,
-        due_at_ms: i64,
-    ) -> Result<(), StoreError> {
-        let body = storable(event.body);
-        let park = Park {
-            key: event.key,
-            record,
-            family: event.family,
-            webhook_type: event.webhook_type,
-            body_sha256: &event.body_sha256,
-            body: &body,
-            status,
-            error_code,
-            error_message,
-            now_ms: clock::now_ms(),
-            due_at_ms,
-            only_if_new: false,
-        };
-        finishing(event.deadline, self.store.park(&park))
-            .await
-            .map(drop)
     }
 
     /// A retried stored event ends with `outcome`: it is kept completed. A delivery has

@@ -1,8 +1,136 @@
-//! What is kept of an event stored for a retry, and when the retry comes.
+//! Storing an event that was not written: why (Salesforce refused it, its record stayed
+//! busy, it cannot be mapped), what is kept of it, and when its retry comes.
 
 use std::borrow::Cow;
 
 use serde_json::{Map, Value};
+use tracing::info;
+
+use super::{answer, finishing, within, App, Event, Failure, Outcome};
+use crate::clock;
+use crate::mapping::MappingError;
+use crate::salesforce::Class;
+use crate::store::{Lease, Park, Release, Status, Store, StoreError};
+
+/// A delivery stored because its record stayed busy is due again this soon.
+const BUSY_RETRY_MS: i64 = 5_000;
+
+impl<S: Store> App<S> {
+    /// Salesforce did not take the event: stored for a retry (transient) or an operator.
+    pub(super) async fn store_failed(
+        &self,
+        event: &Event<'_>,
+        record: &str,
+        lease: Option<&Lease>,
+        e: Failure,
+    ) -> Outcome {
+        let (status, due_at_ms) = match e.class {
+            Class::Transient => {
+                let attempt = event.retry.unwrap_or(0) + 1;
+                (Status::Queued, clock::now_ms() + retry_delay_ms(attempt))
+            }
+            Class::Permanent => (Status::Failed, clock::now_ms()),
+        };
+        let stored = self
+            .store_event(event, record, status, &e.code, &e.message, due_at_ms)
+            .await;
+        if let Some(lease) = lease {
+            let release = match stored {
+                Ok(()) => Release::Stored(status),
+                Err(_) => Release::Abandoned,
+            };
+            self.let_go(event, lease, &release).await;
+        }
+        match stored {
+            Ok(()) if status == Status::Queued => Outcome::Queued {
+                code: e.code,
+                message: e.message,
+            },
+            Ok(()) => Outcome::Failed {
+                code: e.code,
+                message: e.message,
+            },
+            // Lago retries a 503; a retry's stored event lapses back into the queue.
+            Err(store_error) => Outcome::Unavailable(format!(
+                "{store_error} (after Salesforce answered {})",
+                e.code
+            )),
+        }
+    }
+
+    /// The record stayed busy: queued for a prompt retry, when the record is free.
+    pub(super) async fn store_busy(
+        &self,
+        event: &Event<'_>,
+        record: &str,
+        holder: &str,
+    ) -> Outcome {
+        let (code, message) = (
+            "RECORD_BUSY",
+            format!("{record} is being written by another delivery; retried shortly"),
+        );
+        let due_at_ms = clock::now_ms() + BUSY_RETRY_MS;
+        info!(holder, "record busy; the event is queued");
+        match self
+            .store_event(event, record, Status::Queued, code, &message, due_at_ms)
+            .await
+        {
+            Ok(()) => Outcome::Queued {
+                code: code.to_owned(),
+                message,
+            },
+            Err(e) => Outcome::Unavailable(e.to_string()),
+        }
+    }
+
+    /// A signed event that cannot be mapped is stored `failed` for a redrive once the
+    /// mapping (or Lago) is fixed; never dropped (contract §7.3).
+    pub(super) async fn store_unmappable(&self, event: &Event<'_>, e: &MappingError) -> Outcome {
+        let refusal = Failure {
+            class: Class::Permanent,
+            code: "UNMAPPABLE".to_owned(),
+            message: e.to_string(),
+        };
+        // No record to remember it by: Lago's retry is answered from the stored event.
+        if event.retry.is_none() {
+            match within(event.deadline, self.store.load(event.key)).await {
+                Ok(Some(stored)) => return answer::replay(&stored, &event.body_sha256),
+                Ok(None) => {}
+                Err(e) => return Outcome::Unavailable(e.to_string()),
+            }
+        }
+        self.store_failed(event, "", None, refusal).await
+    }
+
+    async fn store_event(
+        &self,
+        event: &Event<'_>,
+        record: &str,
+        status: Status,
+        error_code: &str,
+        error_message: &str,
+        due_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let body = storable(event.body);
+        let park = Park {
+            key: event.key,
+            record,
+            family: event.family,
+            webhook_type: event.webhook_type,
+            body_sha256: &event.body_sha256,
+            body: &body,
+            status,
+            error_code,
+            error_message,
+            now_ms: clock::now_ms(),
+            due_at_ms,
+            only_if_new: false,
+        };
+        finishing(event.deadline, self.store.park(&park))
+            .await
+            .map(drop)
+    }
+}
 
 /// Bodies above this size are stored slimmed: a DynamoDB item holds 400 KB, compressed
 /// body included, and Lago invoices with thousands of fees go past it.
@@ -12,7 +140,7 @@ const STORED_BODY_LIMIT: usize = 200 * 1024;
 /// reads — the envelope's type fields and the object without arrays (but the Salesforce
 /// links in `integration_customers`) and without long values. The retry is not verified
 /// again, so the stored body need not be the signed one.
-pub(crate) fn storable(body: &[u8]) -> Cow<'_, [u8]> {
+fn storable(body: &[u8]) -> Cow<'_, [u8]> {
     if body.len() <= STORED_BODY_LIMIT {
         return Cow::Borrowed(body);
     }
