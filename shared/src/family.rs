@@ -50,6 +50,9 @@ impl Family {
                 "invoice.payment_overdue",
                 "invoice.voided",
                 "invoice.resynced",
+                // Its object_type is `payment_dispute_lost`, the invoice one level down
+                // (see mapping::invoice::of_envelope).
+                "invoice.payment_dispute_lost",
             ],
             Family::CreditNote => &["credit_note.created", "credit_note.generated"],
         }
@@ -118,5 +121,7 @@ mod tests {
         assert!(!Family::Invoice.writes("customer.updated"));
         assert!(!Family::Customer.writes("customer.vies_check"));
         assert!(Family::CreditNote.writes("credit_note.generated"));
+        assert!(Family::Invoice.writes("invoice.payment_dispute_lost"));
+        assert!(!Family::Invoice.writes("invoice.payment_failure"));
     }
 }

@@ -291,3 +291,35 @@ async fn an_invoice_written_while_its_credit_note_is_written_is_linked_all_the_s
         "linked by the credit note"
     );
 }
+
+/// `invoice.payment_dispute_lost` carries its invoice one level down
+/// (`payment_dispute_lost.invoice`): the remembered link still finds its Account.
+#[tokio::test]
+async fn a_lost_dispute_of_an_integration_linked_customer_is_written() {
+    let h = Harness::start(Family::Invoice).await;
+    let customer = events::body(
+        "customer.updated",
+        CUSTOMER,
+        None,
+        json!({ "integration_customers": integration_link() }),
+    );
+    assert_eq!(
+        h.deliver_to(Family::Customer, "c1", &customer)
+            .await
+            .label(),
+        "synced"
+    );
+    let invoice = events::object("invoice", "inv-d", None, json!({}));
+    let body = serde_json::to_vec(&json!({
+        "webhook_type": "invoice.payment_dispute_lost",
+        "object_type": "payment_dispute_lost",
+        "organization_id": "1a901a90-1a90-1a90-1a90-1a901a901a90",
+        "payment_dispute_lost": { "invoice": invoice, "provider_error": "lost" },
+    }))
+    .unwrap();
+    assert_eq!(h.deliver("d1", &body).await.label(), "synced");
+    assert_eq!(
+        h.record("Lago_Invoice__c", "inv-d")["Account__c"],
+        json!(ACCOUNT)
+    );
+}

@@ -87,14 +87,14 @@ async fn check_passes_on_a_ready_deployment() {
         "PASS  secret",
         "PASS  Lago API key: 3 customers visible",
         "PASS  Salesforce token",
-        "PASS  Salesforce schema: 4 objects, 42 fields, all writable",
+        "PASS  Salesforce schema: 6 objects, 83 fields, all writable",
         "all checks passed",
     ] {
         assert!(run.out.contains(line), "{line} missing from:\n{}", run.out);
     }
     // One describe per object, one token.
     let stats = salesforce.stats();
-    assert_eq!((stats.rest_requests, stats.token_requests), (4, 1));
+    assert_eq!((stats.rest_requests, stats.token_requests), (6, 1));
 }
 
 #[tokio::test]
@@ -191,7 +191,7 @@ async fn setup_webhooks_registers_four_endpoints_once() {
         })
         .expect("the invoice endpoint");
     assert_eq!(invoice["signature_algo"], "hmac");
-    assert_eq!(invoice["event_types"].as_array().unwrap().len(), 8);
+    assert_eq!(invoice["event_types"].as_array().unwrap().len(), 9);
     assert!(endpoints.iter().any(|e| e["webhook_url"]
         .as_str()
         .unwrap()

@@ -48,6 +48,9 @@ pub struct Envelope<'a> {
     invoice: Option<&'a RawValue>,
     #[serde(borrow, default)]
     credit_note: Option<&'a RawValue>,
+    /// `invoice.payment_dispute_lost` wraps its invoice: `{"invoice": {...}, "provider_error"}`.
+    #[serde(borrow, default)]
+    payment_dispute_lost: Option<&'a RawValue>,
 }
 
 #[derive(Debug, Error)]
@@ -73,13 +76,15 @@ impl<'a> Envelope<'a> {
         serde_json::from_str(text).map_err(EnvelopeError::NotAnEnvelope)
     }
 
-    /// Deserialises the object named by `object_type` (`customer`, `subscription`, …).
+    /// Deserialises the object named by `object_type` (`customer`, `subscription`, …,
+    /// `payment_dispute_lost`).
     pub fn object<T: DeserializeOwned>(&self, object_type: &str) -> Result<T, EnvelopeError> {
         let raw = match object_type {
             "customer" => self.customer,
             "subscription" => self.subscription,
             "invoice" => self.invoice,
             "credit_note" => self.credit_note,
+            "payment_dispute_lost" => self.payment_dispute_lost,
             _ => None,
         }
         .filter(|raw| raw.get() != "null")

@@ -42,7 +42,20 @@ pub struct Subscription {
     pub subscription_at: Option<String>,
     pub started_at: Option<String>,
     pub terminated_at: Option<String>,
+    pub ending_at: Option<String>,
+    pub trial_ended_at: Option<String>,
+    pub canceled_at: Option<String>,
+    /// Embedded by the subscription.* webhooks (`includes: plan`), not by Lago's API lists.
+    pub plan: Option<EmbeddedPlan>,
     pub customer: Option<Customer>,
+}
+
+/// The plan a subscription webhook embeds (lago-api `plan_serializer.rb`); only its name
+/// reaches Salesforce (the code is the subscription's own `plan_code`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct EmbeddedPlan {
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -56,10 +69,20 @@ pub struct Invoice {
     pub issuing_date: Option<String>,
     pub payment_due_date: Option<String>,
     pub total_amount_cents: Option<i64>,
+    pub total_due_amount_cents: Option<i64>,
+    pub sub_total_excluding_taxes_amount_cents: Option<i64>,
+    pub taxes_amount_cents: Option<i64>,
     pub currency: Option<String>,
     /// Pre-2024 payloads name the currency per amount.
     pub total_amount_currency: Option<String>,
+    pub payment_overdue: Option<bool>,
+    /// Serialised without `iso8601`, so with milliseconds (ActiveSupport's JSON default).
+    pub payment_dispute_lost_at: Option<String>,
+    pub voided_at: Option<String>,
+    pub purchase_order_number: Option<String>,
     pub file_url: Option<String>,
+    /// The invoice's page in Lago's app; null while the invoice is not visible there.
+    pub web_url: Option<String>,
     pub updated_at: Option<String>,
     pub customer: Option<Customer>,
 }
@@ -76,6 +99,9 @@ pub struct CreditNote {
     pub reason: Option<CreditNoteReason>,
     pub issuing_date: Option<String>,
     pub total_amount_cents: Option<i64>,
+    pub credit_amount_cents: Option<i64>,
+    pub refund_amount_cents: Option<i64>,
+    pub balance_amount_cents: Option<i64>,
     pub currency: Option<String>,
     pub total_amount_currency: Option<String>,
     pub file_url: Option<String>,

@@ -1,7 +1,7 @@
 //! credit_note → `Lago_Credit_Note__c`, upserted by `Lago_Id__c`, linked to its invoice
 //! when that invoice is in Salesforce.
 
-use super::values::{date_value, text};
+use super::values::{amount_opt, date_value, text};
 use super::*;
 use crate::lago::CreditNote;
 
@@ -41,6 +41,7 @@ pub(super) fn plan(note: &CreditNote) -> Result<Plan, MappingError> {
         .set_opt("Total_Amount__c", total)
         .set_opt("Currency__c", currency.map(|c| text(c, 3)))
         .set_opt("File_Url__c", url_opt(&note.file_url));
+    amounts(&mut record, note, currency)?;
     let reference = note
         .lago_invoice_id
         .as_deref()
@@ -52,6 +53,35 @@ pub(super) fn plan(note: &CreditNote) -> Result<Plan, MappingError> {
     );
     let order = order_by_updated_at(OBJECT, lago_id, &note.updated_at, stage)?;
     Ok(upsert(OBJECT, lago_id, record, reference, order))
+}
+
+/// How the note's total splits: credited to the customer, refunded, and still available.
+fn amounts(
+    record: &mut Record,
+    note: &CreditNote,
+    currency: Option<&str>,
+) -> Result<(), MappingError> {
+    let cents = [
+        (
+            "Credit_Amount__c",
+            "credit_amount_cents",
+            note.credit_amount_cents,
+        ),
+        (
+            "Refund_Amount__c",
+            "refund_amount_cents",
+            note.refund_amount_cents,
+        ),
+        (
+            "Balance_Amount__c",
+            "balance_amount_cents",
+            note.balance_amount_cents,
+        ),
+    ];
+    for (field, lago_field, value) in cents {
+        record.try_set_opt(field, amount_opt(lago_field, value, currency))?;
+    }
+    Ok(())
 }
 
 /// The link of credit note `lago_id` to its invoice, alone: written once the invoice is in

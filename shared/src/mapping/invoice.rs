@@ -1,22 +1,69 @@
 //! invoice → `Lago_Invoice__c`, upserted by `Lago_Id__c`.
 
-use super::values::{date_value, text};
+use serde::Deserialize;
+
+use super::values::{amount_opt, date_opt, datetime_opt, text};
 use super::*;
 use crate::lago::Invoice;
 
 pub const OBJECT: &str = "Lago_Invoice__c";
 
+/// The envelope's `object_type` of `invoice.payment_dispute_lost`: Lago sends that event
+/// through its own serializer (lago-api `V1::Invoices::PaymentDisputeLostSerializer`),
+/// `{"payment_dispute_lost": {"invoice": {...}, "provider_error": ...}}`, not as an
+/// invoice envelope.
+pub const DISPUTE_LOST_OBJECT_TYPE: &str = "payment_dispute_lost";
+
+/// The invoice an envelope of the invoice family carries: its `invoice` object, or, for
+/// `invoice.payment_dispute_lost`, the invoice inside the `payment_dispute_lost` object.
+pub(super) fn of_envelope(envelope: &Envelope<'_>) -> Result<Invoice, MappingError> {
+    if envelope.object_type != DISPUTE_LOST_OBJECT_TYPE {
+        return Ok(envelope.object(Family::Invoice.object_type())?);
+    }
+    let object: Value = envelope.object(DISPUTE_LOST_OBJECT_TYPE)?;
+    Ok(dispute_lost_invoice(&object)?)
+}
+
+/// The serializer nests the invoice under `invoice`; lago-openapi's schema for the event
+/// (`InvoicePaymentDisputeLostObject`) lays its fields out flat instead. Both are read.
+pub(super) fn dispute_lost_invoice(object: &Value) -> Result<Invoice, EnvelopeError> {
+    let invoice = object
+        .get("invoice")
+        .filter(|v| v.is_object())
+        .unwrap_or(object);
+    Invoice::deserialize(invoice).map_err(|source| EnvelopeError::MalformedObject {
+        object_type: DISPUTE_LOST_OBJECT_TYPE.to_owned(),
+        source,
+    })
+}
+
 pub(super) fn plan(invoice: &Invoice) -> Result<Plan, MappingError> {
     let account = embedded_account(&invoice.customer, "invoice")?;
     let lago_id = required("lago_id", &invoice.lago_id)?;
-    let currency = currency_of(&invoice.currency, &invoice.total_amount_currency);
-    let total = total_amount(invoice.total_amount_cents, currency)?;
 
     let mut record = Record::default();
     record
         .set("Name", name(&[&invoice.number], lago_id))
-        .set("Account__c", Value::String(account))
+        .set("Account__c", Value::String(account));
+    describe(&mut record, invoice);
+    dates(&mut record, invoice)?;
+    amounts(&mut record, invoice)?;
+    let stage = stage(
+        invoice.status.as_ref().map(|s| s.rank()),
+        invoice.payment_status.as_ref().map(|s| s.rank()),
+    );
+    let order = order_by_updated_at(OBJECT, lago_id, &invoice.updated_at, stage)?;
+    Ok(upsert(OBJECT, lago_id, record, None, order))
+}
+
+/// Identity, statuses and links.
+fn describe(record: &mut Record, invoice: &Invoice) {
+    record
         .set_opt("Number__c", text_opt(&invoice.number, 255))
+        .set_opt(
+            "Purchase_Order_Number__c",
+            text_opt(&invoice.purchase_order_number, 255),
+        )
         .set_opt("Status__c", enum_opt(&invoice.status, |s| s.as_str()))
         .set_opt(
             "Payment_Status__c",
@@ -26,27 +73,63 @@ pub(super) fn plan(invoice: &Invoice) -> Result<Plan, MappingError> {
             "Invoice_Type__c",
             enum_opt(&invoice.invoice_type, |t| t.as_str()),
         )
+        .set_opt(
+            "Payment_Overdue__c",
+            invoice.payment_overdue.map(Value::Bool),
+        )
+        .set_opt("File_Url__c", url_opt(&invoice.file_url))
+        .set_opt("Lago_Url__c", url_opt(&invoice.web_url));
+}
+
+/// Dates (`YYYY-MM-DD`) and the two moments kept as DateTimes.
+fn dates(record: &mut Record, invoice: &Invoice) -> Result<(), MappingError> {
+    record
         .try_set_opt(
             "Issuing_Date__c",
-            invoice
-                .issuing_date
-                .as_deref()
-                .map(|v| date_value("issuing_date", v)),
+            date_opt("issuing_date", &invoice.issuing_date),
         )?
         .try_set_opt(
             "Payment_Due_Date__c",
-            invoice
-                .payment_due_date
-                .as_deref()
-                .map(|v| date_value("payment_due_date", v)),
+            date_opt("payment_due_date", &invoice.payment_due_date),
         )?
-        .set_opt("Total_Amount__c", total)
-        .set_opt("Currency__c", currency.map(|c| text(c, 3)))
-        .set_opt("File_Url__c", url_opt(&invoice.file_url));
-    let stage = stage(
-        invoice.status.as_ref().map(|s| s.rank()),
-        invoice.payment_status.as_ref().map(|s| s.rank()),
+        .try_set_opt(
+            "Payment_Dispute_Lost_At__c",
+            datetime_opt("payment_dispute_lost_at", &invoice.payment_dispute_lost_at),
+        )?
+        .try_set_opt(
+            "Voided_At__c",
+            datetime_opt("voided_at", &invoice.voided_at),
+        )?;
+    Ok(())
+}
+
+/// Every amount in the invoice's currency, by its exponent.
+fn amounts(record: &mut Record, invoice: &Invoice) -> Result<(), MappingError> {
+    let currency = currency_of(&invoice.currency, &invoice.total_amount_currency);
+    let cents = [
+        (
+            "Total_Due_Amount__c",
+            "total_due_amount_cents",
+            invoice.total_due_amount_cents,
+        ),
+        (
+            "Sub_Total_Excluding_Taxes__c",
+            "sub_total_excluding_taxes_amount_cents",
+            invoice.sub_total_excluding_taxes_amount_cents,
+        ),
+        (
+            "Taxes_Amount__c",
+            "taxes_amount_cents",
+            invoice.taxes_amount_cents,
+        ),
+    ];
+    record.set_opt(
+        "Total_Amount__c",
+        total_amount(invoice.total_amount_cents, currency)?,
     );
-    let order = order_by_updated_at(OBJECT, lago_id, &invoice.updated_at, stage)?;
-    Ok(upsert(OBJECT, lago_id, record, None, order))
+    for (field, lago_field, value) in cents {
+        record.try_set_opt(field, amount_opt(lago_field, value, currency))?;
+    }
+    record.set_opt("Currency__c", currency.map(|c| text(c, 3)));
+    Ok(())
 }

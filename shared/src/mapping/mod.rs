@@ -119,7 +119,7 @@ pub fn plan(family: Family, envelope: &Envelope<'_>) -> Result<Plan, MappingErro
     match family {
         Family::Customer => customer::plan(&envelope.object(object_type)?),
         Family::Subscription => subscription::plan(&envelope.object(object_type)?),
-        Family::Invoice => invoice::plan(&envelope.object(object_type)?),
+        Family::Invoice => invoice::plan(&invoice::of_envelope(envelope)?),
         Family::CreditNote => credit_note::plan(&envelope.object(object_type)?),
     }
 }

@@ -22,6 +22,11 @@ fn customer() -> Value {
     json!({ "lago_id": "cus-lago-1", "external_id": "acme", "external_salesforce_id": ACCOUNT })
 }
 
+/// An exact decimal, as the mapping writes it (`json!(5.00)` would be the float `5.0`).
+fn dec(text: &str) -> Value {
+    serde_json::from_str(text).unwrap()
+}
+
 struct Case {
     name: &'static str,
     family: Family,
@@ -112,16 +117,27 @@ fn objects_map_to_records() {
             name: "invoice: amount by exponent (USD), every field",
             family: Family::Invoice,
             object: json!({
-                "lago_id": "inv-1", "number": "ACME-2025-001", "status": "finalized", "payment_status": "pending",
+                "lago_id": "inv-1", "number": "ACME-2025-001", "purchase_order_number": "PO-7781",
+                "status": "finalized", "payment_status": "pending",
                 "invoice_type": "subscription", "issuing_date": "2025-03-01", "payment_due_date": "2025-03-31",
-                "total_amount_cents": 123456, "currency": "USD", "file_url": null,
+                "payment_dispute_lost_at": "2025-03-20T09:30:00.123Z", "payment_overdue": true,
+                "sub_total_excluding_taxes_amount_cents": 102881, "taxes_amount_cents": 20575,
+                "total_amount_cents": 123456, "total_due_amount_cents": 23457, "currency": "USD", "file_url": null,
+                "web_url": "https://app.getlago.com/acme/customer/c-1/invoice/inv-1/overview",
+                "voided_at": "2025-03-21T01:00:00+02:00",
                 "updated_at": "2025-03-01T10:15:02Z", "customer": customer(), "fees": [{"amount_cents": 1}],
             }),
             fields: json!({
                 "Name": "ACME-2025-001", "Account__c": ACCOUNT, "Number__c": "ACME-2025-001",
+                "Purchase_Order_Number__c": "PO-7781",
                 "Status__c": "finalized", "Payment_Status__c": "pending", "Invoice_Type__c": "subscription",
                 "Issuing_Date__c": "2025-03-01", "Payment_Due_Date__c": "2025-03-31",
-                "Total_Amount__c": 1234.56, "Currency__c": "USD",
+                // Lago sends this one with milliseconds; the other in an offset: both UTC.
+                "Payment_Dispute_Lost_At__c": "2025-03-20T09:30:00.123Z",
+                "Voided_At__c": "2025-03-20T23:00:00Z", "Payment_Overdue__c": true,
+                "Total_Amount__c": 1234.56, "Total_Due_Amount__c": 234.57,
+                "Sub_Total_Excluding_Taxes__c": 1028.81, "Taxes_Amount__c": 205.75, "Currency__c": "USD",
+                "Lago_Url__c": "https://app.getlago.com/acme/customer/c-1/invoice/inv-1/overview",
             }),
             target: upsert("Lago_Invoice__c", "inv-1"),
             // updated_at in ms, × 100, + the stage: finalized (1) × 10 + payment pending (0).
@@ -167,12 +183,143 @@ fn objects_map_to_records() {
             order: None,
         },
         Case {
+            name: "invoice: §6 amounts in JPY have no minor unit; payment_overdue false is written",
+            family: Family::Invoice,
+            object: json!({
+                "lago_id": "inv-5", "number": "JP-2", "currency": "JPY", "total_amount_cents": 11000,
+                "total_due_amount_cents": 0, "sub_total_excluding_taxes_amount_cents": 10000,
+                "taxes_amount_cents": 1000, "payment_overdue": false, "customer": customer(),
+            }),
+            fields: json!({
+                "Name": "JP-2", "Account__c": ACCOUNT, "Number__c": "JP-2", "Total_Amount__c": 11000,
+                "Total_Due_Amount__c": 0, "Sub_Total_Excluding_Taxes__c": 10000,
+                "Taxes_Amount__c": 1000, "Currency__c": "JPY", "Payment_Overdue__c": false,
+            }),
+            target: upsert("Lago_Invoice__c", "inv-5"),
+            order: None,
+        },
+        Case {
+            name: "invoice: §6 amounts in KWD have three decimals",
+            family: Family::Invoice,
+            object: json!({
+                "lago_id": "inv-6", "number": "KW-2", "currency": "KWD", "total_due_amount_cents": 1005,
+                "sub_total_excluding_taxes_amount_cents": 7, "taxes_amount_cents": -1234, "customer": customer(),
+            }),
+            fields: json!({
+                "Name": "KW-2", "Account__c": ACCOUNT, "Number__c": "KW-2", "Total_Due_Amount__c": 1.005,
+                "Sub_Total_Excluding_Taxes__c": 0.007, "Taxes_Amount__c": -1.234, "Currency__c": "KWD",
+            }),
+            target: upsert("Lago_Invoice__c", "inv-6"),
+            order: None,
+        },
+        Case {
+            name: "invoice: §6 nulls are left out, never cleared",
+            family: Family::Invoice,
+            object: json!({
+                "lago_id": "inv-7", "number": "N-1", "currency": "EUR", "total_due_amount_cents": null,
+                "sub_total_excluding_taxes_amount_cents": null, "taxes_amount_cents": null,
+                "payment_overdue": null, "payment_dispute_lost_at": null, "voided_at": null,
+                "purchase_order_number": null, "web_url": null, "customer": customer(),
+            }),
+            fields: json!({
+                "Name": "N-1", "Account__c": ACCOUNT, "Number__c": "N-1", "Currency__c": "EUR",
+            }),
+            target: upsert("Lago_Invoice__c", "inv-7"),
+            order: None,
+        },
+        Case {
+            name: "invoice: a Lago link over 255 characters is left out; a long PO number is cut",
+            family: Family::Invoice,
+            object: json!({
+                "lago_id": "inv-8", "number": "L-2", "purchase_order_number": "P".repeat(300),
+                "web_url": format!("https://app.getlago.com/{}", "x".repeat(240)), "customer": customer(),
+            }),
+            fields: json!({
+                "Name": "L-2", "Account__c": ACCOUNT, "Number__c": "L-2",
+                "Purchase_Order_Number__c": "P".repeat(255),
+            }),
+            target: upsert("Lago_Invoice__c", "inv-8"),
+            order: None,
+        },
+        Case {
+            name: "subscription: §6 plan name and dates, datetimes as UTC dates",
+            family: Family::Subscription,
+            object: json!({
+                "lago_id": "sub-4", "name": "Acme Pro", "plan_code": "pro", "status": "canceled",
+                "ending_at": "2026-03-01T00:00:00Z", "trial_ended_at": "2025-03-15T22:30:00-03:00",
+                "canceled_at": "2025-04-02T23:59:59.000Z", "terminated_at": null,
+                "plan": { "lago_id": "plan-1", "name": "Pro (monthly)", "code": "pro", "amount_cents": 4900 },
+                "customer": customer(),
+            }),
+            fields: json!({
+                "Name": "Acme Pro", "Account__c": ACCOUNT, "Plan_Code__c": "pro",
+                "Plan_Name__c": "Pro (monthly)", "Status__c": "canceled", "Ending_Date__c": "2026-03-01",
+                "Trial_Ended_Date__c": "2025-03-16", "Canceled_Date__c": "2025-04-02",
+            }),
+            target: upsert("Lago_Subscription__c", "sub-4"),
+            order: Some(("Lago_Subscription__c/sub-4", 2)),
+        },
+        Case {
+            name: "subscription: §6 nulls and a plan without a name are left out",
+            family: Family::Subscription,
+            object: json!({
+                "lago_id": "sub-5", "plan_code": "pro", "ending_at": null, "trial_ended_at": null,
+                "canceled_at": null, "plan": { "code": "pro", "name": null }, "customer": customer(),
+            }),
+            fields: json!({ "Name": "pro", "Account__c": ACCOUNT, "Plan_Code__c": "pro" }),
+            target: upsert("Lago_Subscription__c", "sub-5"),
+            order: None,
+        },
+        Case {
+            name: "credit note: §6 amounts in USD, JPY and KWD; nulls left out",
+            family: Family::CreditNote,
+            object: json!({
+                "lago_id": "cn-2", "number": "CN-2", "currency": "USD", "credit_amount_cents": 1999,
+                "refund_amount_cents": 0, "balance_amount_cents": null, "customer": customer(),
+            }),
+            fields: json!({
+                "Name": "CN-2", "Account__c": ACCOUNT, "Number__c": "CN-2", "Currency__c": "USD",
+                "Credit_Amount__c": 19.99, "Refund_Amount__c": dec("0.00"),
+            }),
+            target: upsert("Lago_Credit_Note__c", "cn-2"),
+            order: None,
+        },
+        Case {
+            name: "credit note: §6 amounts in JPY",
+            family: Family::CreditNote,
+            object: json!({
+                "lago_id": "cn-3", "number": "CN-3", "currency": "JPY", "credit_amount_cents": 500,
+                "refund_amount_cents": 1500, "balance_amount_cents": 250, "customer": customer(),
+            }),
+            fields: json!({
+                "Name": "CN-3", "Account__c": ACCOUNT, "Number__c": "CN-3", "Currency__c": "JPY",
+                "Credit_Amount__c": 500, "Refund_Amount__c": 1500, "Balance_Amount__c": 250,
+            }),
+            target: upsert("Lago_Credit_Note__c", "cn-3"),
+            order: None,
+        },
+        Case {
+            name: "credit note: §6 amounts in KWD, pre-2024 currency field",
+            family: Family::CreditNote,
+            object: json!({
+                "lago_id": "cn-4", "number": "CN-4", "total_amount_currency": "KWD", "credit_amount_cents": 1005,
+                "refund_amount_cents": 21, "balance_amount_cents": 984, "customer": customer(),
+            }),
+            fields: json!({
+                "Name": "CN-4", "Account__c": ACCOUNT, "Number__c": "CN-4", "Currency__c": "KWD",
+                "Credit_Amount__c": 1.005, "Refund_Amount__c": 0.021, "Balance_Amount__c": 0.984,
+            }),
+            target: upsert("Lago_Credit_Note__c", "cn-4"),
+            order: None,
+        },
+        Case {
             name: "credit note: every field, linked to its invoice by external id",
             family: Family::CreditNote,
             object: json!({
                 "lago_id": "cn-1", "number": "ACME-CN-1", "lago_invoice_id": "inv-1", "invoice_number": "ACME-2025-001",
                 "credit_status": "available", "refund_status": "pending", "reason": "order_cancellation",
                 "issuing_date": "2025-03-02", "total_amount_cents": 1999, "currency": "EUR",
+                "credit_amount_cents": 1499, "refund_amount_cents": 500, "balance_amount_cents": 1249,
                 "file_url": "https://lago.test/cn-1.pdf", "updated_at": "2022-10-06 09:52:00", "customer": customer(),
             }),
             fields: json!({
@@ -180,6 +327,7 @@ fn objects_map_to_records() {
                 "Number__c": "ACME-CN-1", "Invoice_Number__c": "ACME-2025-001", "Credit_Status__c": "available",
                 "Refund_Status__c": "pending", "Reason__c": "order_cancellation", "Issuing_Date__c": "2025-03-02",
                 "Total_Amount__c": 19.99, "Currency__c": "EUR", "File_Url__c": "https://lago.test/cn-1.pdf",
+                "Credit_Amount__c": 14.99, "Refund_Amount__c": dec("5.00"), "Balance_Amount__c": 12.49,
             }),
             target: upsert("Lago_Credit_Note__c", "cn-1"),
             // available (0) × 10 + refund pending (0).
@@ -281,6 +429,31 @@ fn unmappable_objects_say_why() {
             json!({ "lago_id": "i", "total_amount_cents": "12", "customer": customer() }),
             "malformed",
         ),
+        (
+            Family::Invoice,
+            json!({ "lago_id": "i", "taxes_amount_cents": 20, "customer": customer() }),
+            "currency",
+        ),
+        (
+            Family::CreditNote,
+            json!({ "lago_id": "c", "refund_amount_cents": 20, "customer": customer() }),
+            "currency",
+        ),
+        (
+            Family::Invoice,
+            json!({ "lago_id": "i", "voided_at": "last week", "customer": customer() }),
+            "voided_at",
+        ),
+        (
+            Family::Invoice,
+            json!({ "lago_id": "i", "payment_overdue": "yes", "customer": customer() }),
+            "malformed",
+        ),
+        (
+            Family::Subscription,
+            json!({ "lago_id": "s", "canceled_at": "2025-02-30", "customer": customer() }),
+            "canceled_at",
+        ),
     ];
     for (family, object, expected) in cases {
         let err = plan_of(family, object.clone()).unwrap_err().to_string();
@@ -331,4 +504,66 @@ fn states_of_one_second_order_by_lifecycle_stage() {
         // Still below the next second's earliest stage.
         assert!(versions[4] < (1_740_824_103_000 * 100), "{versions:?}");
     }
+}
+
+/// What lago-api's `PaymentDisputeLostSerializer` sends: the invoice (with its customer)
+/// under `payment_dispute_lost.invoice`, beside the provider's error.
+fn dispute_lost_invoice() -> Value {
+    json!({
+        "lago_id": "inv-d", "number": "D-1", "status": "finalized", "payment_status": "succeeded",
+        "payment_dispute_lost_at": "2025-04-01T08:00:00.250Z", "payment_overdue": false,
+        "total_amount_cents": 5000, "total_due_amount_cents": 5000, "currency": "USD",
+        "updated_at": "2025-04-01T08:00:00Z", "customer": customer(),
+    })
+}
+
+fn dispute_lost_fields() -> Value {
+    json!({
+        "Name": "D-1", "Account__c": ACCOUNT, "Number__c": "D-1", "Status__c": "finalized",
+        "Payment_Status__c": "succeeded", "Payment_Dispute_Lost_At__c": "2025-04-01T08:00:00.25Z",
+        "Payment_Overdue__c": false, "Total_Amount__c": dec("50.00"),
+        "Total_Due_Amount__c": dec("50.00"), "Currency__c": "USD",
+    })
+}
+
+#[test]
+fn a_lost_dispute_maps_the_invoice_it_wraps() {
+    let nested = json!({ "invoice": dispute_lost_invoice(), "provider_error": {"code": "lost"} });
+    // lago-openapi's schema of the event lays the invoice's fields out flat.
+    let mut flat = dispute_lost_invoice();
+    flat["provider_error"] = json!("lost");
+    for object in [nested, flat] {
+        let invoice = invoice::dispute_lost_invoice(&object).unwrap();
+        let plan = invoice::plan(&invoice).unwrap();
+        assert_eq!(
+            Value::Object(plan.write.fields),
+            dispute_lost_fields(),
+            "{object}"
+        );
+        assert_eq!(plan.write.target, upsert("Lago_Invoice__c", "inv-d"));
+        // Ordered like any invoice state: updated_at, then finalized (1) × 10 + succeeded (2).
+        assert_eq!(plan.order.unwrap().version, 174_349_440_000_012);
+    }
+    let malformed = json!({ "invoice": { "lago_id": 7 } });
+    let err = invoice::dispute_lost_invoice(&malformed)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("payment_dispute_lost"), "{err}");
+}
+
+/// The whole envelope, as Lago sends it. Needs `Envelope` to read the
+/// `payment_dispute_lost` object (shared/src/lago/envelope.rs).
+#[test]
+fn a_lost_dispute_envelope_maps_as_its_invoice() {
+    let envelope = json!({
+        "webhook_type": "invoice.payment_dispute_lost",
+        "object_type": "payment_dispute_lost",
+        "organization_id": "1a901a90-1a90-1a90-1a90-1a901a901a90",
+        "payment_dispute_lost": { "invoice": dispute_lost_invoice() },
+    });
+    let body = serde_json::to_vec(&envelope).unwrap();
+    let envelope = Envelope::parse(&body).unwrap();
+    assert!(Family::Invoice.writes(&envelope.webhook_type));
+    let plan = plan(Family::Invoice, &envelope).unwrap();
+    assert_eq!(Value::Object(plan.write.fields), dispute_lost_fields());
 }

@@ -46,6 +46,31 @@ pub fn date_value(field: &str, value: &str) -> Result<Value, MappingError> {
     Ok(Value::String(text))
 }
 
+/// An optional Lago datetime as a Salesforce DateTime: `None` (null or absent) stays out
+/// of the record, so it never clears a value written before.
+pub fn datetime_opt(field: &str, value: &Option<String>) -> Option<Result<Value, MappingError>> {
+    value.as_deref().map(|v| datetime_value(field, v))
+}
+
+/// An optional Lago date or datetime as a Salesforce Date (its UTC date); `None` stays out.
+pub fn date_opt(field: &str, value: &Option<String>) -> Option<Result<Value, MappingError>> {
+    value.as_deref().map(|v| date_value(field, v))
+}
+
+/// An optional `*_amount_cents` in the record's currency; `None` stays out. An amount
+/// without its currency cannot be converted (the exponent is unknown), so that is an error.
+pub fn amount_opt(
+    field: &str,
+    cents: Option<i64>,
+    currency: Option<&str>,
+) -> Option<Result<Value, MappingError>> {
+    let cents = cents?;
+    Some(match currency {
+        Some(currency) => amount(field, cents, currency),
+        None => Err(MappingError::missing("currency")),
+    })
+}
+
 /// Converts Lago minor units to the exact decimal amount, by the currency's ISO 4217
 /// exponent. Built from the integer, never through a float, so no cent is ever lost.
 pub fn amount(field: &str, cents: i64, currency: &str) -> Result<Value, MappingError> {
@@ -135,6 +160,25 @@ mod tests {
             datetime_value("f", "2022-10-06 09:52:00").unwrap(),
             Value::String("2022-10-06T09:52:00Z".into())
         );
+        // `payment_dispute_lost_at` comes with ActiveSupport's milliseconds.
+        assert_eq!(
+            datetime_value("f", "2025-03-01T10:15:02.123Z").unwrap(),
+            Value::String("2025-03-01T10:15:02.123Z".into())
+        );
+    }
+
+    #[test]
+    fn absent_values_stay_absent() {
+        assert!(datetime_opt("f", &None).is_none());
+        assert!(date_opt("f", &None).is_none());
+        assert!(amount_opt("f", None, None).is_none());
+        let no_currency = amount_opt("f", Some(1), None).unwrap().unwrap_err();
+        assert!(
+            no_currency.to_string().contains("currency"),
+            "{no_currency}"
+        );
+        let kwd = amount_opt("f", Some(1005), Some("KWD")).unwrap().unwrap();
+        assert_eq!(kwd.to_string(), "1.005");
     }
 
     #[test]

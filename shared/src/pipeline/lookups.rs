@@ -271,15 +271,30 @@ fn lago_timeout(deadline: Instant) -> Duration {
 fn object_of(body: &[u8], family: Family) -> Result<Value, Unplanned> {
     let mut envelope: Value =
         serde_json::from_slice(body).map_err(|e| Unplanned::Invalid(e.to_string()))?;
-    Ok(envelope[family.object_type()].take())
+    Ok(family_object(&mut envelope, family).take())
 }
 
 /// The body with the embedded customer's `external_salesforce_id` set to `account`.
 fn with_account(body: &[u8], family: Family, account: &str) -> Vec<u8> {
     let mut envelope: Value = serde_json::from_slice(body).unwrap_or_default();
-    let customer = &mut envelope[family.object_type()]["customer"];
+    let customer = &mut family_object(&mut envelope, family)["customer"];
     if customer.is_object() {
         customer["external_salesforce_id"] = Value::from(account);
     }
     serde_json::to_vec(&envelope).expect("a JSON value serialises")
+}
+
+/// Where the family's object sits: under its `object_type`, except the invoice of
+/// `invoice.payment_dispute_lost`, inside `payment_dispute_lost.invoice` (lago-api's
+/// serializer), or that object itself (lago-openapi's flat schema), as the mapping reads it.
+fn family_object(envelope: &mut Value, family: Family) -> &mut Value {
+    if family != Family::Invoice || envelope["object_type"] != "payment_dispute_lost" {
+        return &mut envelope[family.object_type()];
+    }
+    let wrapper = &mut envelope["payment_dispute_lost"];
+    if wrapper["invoice"].is_object() {
+        &mut wrapper["invoice"]
+    } else {
+        wrapper
+    }
 }

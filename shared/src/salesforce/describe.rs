@@ -1,5 +1,5 @@
 //! `GET sobjects/{Object}/describe`: whether the org has every object and field of
-//! contract §5, writable by the integration user, before anything is written.
+//! contract §5 and §6, writable by the integration user, before anything is written.
 
 use std::fmt;
 use std::time::Instant;
@@ -10,8 +10,10 @@ use serde::Deserialize;
 use super::{SalesforceClient, SalesforceError};
 use crate::secrets::SecretCache;
 
-/// Contract §5: each object and the fields the mapping writes. Accounts are only updated;
-/// the custom objects are also created by upserts, so their fields must be createable.
+/// Contract §5 and §6: each object and the fields the project writes. Accounts are only
+/// updated; the custom objects are also created by upserts, so their fields must be
+/// createable. Upserts also update, so a line item's master-detail `Invoice__c` must be
+/// reparentable (updateable) too.
 pub const EXPECTED_SCHEMA: &[(&str, &[&str])] = &[
     (
         "Account",
@@ -37,6 +39,10 @@ pub const EXPECTED_SCHEMA: &[(&str, &[&str])] = &[
             "Billing_Time__c",
             "Start_Date__c",
             "Termination_Date__c",
+            "Plan_Name__c",
+            "Ending_Date__c",
+            "Trial_Ended_Date__c",
+            "Canceled_Date__c",
         ],
     ),
     (
@@ -54,6 +60,14 @@ pub const EXPECTED_SCHEMA: &[(&str, &[&str])] = &[
             "Total_Amount__c",
             "Currency__c",
             "File_Url__c",
+            "Total_Due_Amount__c",
+            "Sub_Total_Excluding_Taxes__c",
+            "Taxes_Amount__c",
+            "Payment_Overdue__c",
+            "Payment_Dispute_Lost_At__c",
+            "Voided_At__c",
+            "Purchase_Order_Number__c",
+            "Lago_Url__c",
         ],
     ),
     (
@@ -73,6 +87,45 @@ pub const EXPECTED_SCHEMA: &[(&str, &[&str])] = &[
             "Total_Amount__c",
             "Currency__c",
             "File_Url__c",
+            "Credit_Amount__c",
+            "Refund_Amount__c",
+            "Balance_Amount__c",
+        ],
+    ),
+    (
+        "Lago_Invoice_Line_Item__c",
+        &[
+            "Name",
+            "Lago_Id__c",
+            "Invoice__c",
+            "Item_Type__c",
+            "Item_Code__c",
+            "Item_Name__c",
+            "Units__c",
+            "Amount__c",
+            "Taxes_Amount__c",
+            "Total_Amount__c",
+            "Currency__c",
+            "From_Date__c",
+            "To_Date__c",
+        ],
+    ),
+    (
+        "Lago_Sync_Issue__c",
+        &[
+            "Name",
+            "Delivery_Key__c",
+            "Status__c",
+            "Family__c",
+            "Webhook_Type__c",
+            "Lago_Id__c",
+            "Error_Code__c",
+            "Error_Message__c",
+            "Attempts__c",
+            "First_Failed_At__c",
+            "Last_Failed_At__c",
+            "Resolved_At__c",
+            "Account__c",
         ],
     ),
 ];
