@@ -124,6 +124,10 @@ async fn metadata_defines_exactly_the_contract_schema() {
         precision: 18,
         scale: 3,
     };
+    let quantity = FieldType::Number {
+        precision: 18,
+        scale: 6,
+    };
     let lago_id = ("Lago_Id__c", text(36), true, true);
     let plain = |name, field_type| (name, field_type, false, false);
     let expected = [
@@ -153,6 +157,10 @@ async fn metadata_defines_exactly_the_contract_schema() {
                 plain("Billing_Time__c", picklist(&["calendar", "anniversary"])),
                 plain("Start_Date__c", FieldType::Date),
                 plain("Termination_Date__c", FieldType::Date),
+                plain("Plan_Name__c", text(255)),
+                plain("Ending_Date__c", FieldType::Date),
+                plain("Trial_Ended_Date__c", FieldType::Date),
+                plain("Canceled_Date__c", FieldType::Date),
             ],
         ),
         (
@@ -185,12 +193,53 @@ async fn metadata_defines_exactly_the_contract_schema() {
                 plain("Total_Amount__c", amount.clone()),
                 plain("Currency__c", text(3)),
                 plain("File_Url__c", FieldType::Url),
+                plain("Total_Due_Amount__c", amount.clone()),
+                plain("Sub_Total_Excluding_Taxes__c", amount.clone()),
+                plain("Taxes_Amount__c", amount.clone()),
+                plain("Payment_Overdue__c", FieldType::Checkbox),
+                plain("Payment_Dispute_Lost_At__c", FieldType::DateTime),
+                plain("Voided_At__c", FieldType::DateTime),
+                plain("Purchase_Order_Number__c", text(255)),
+                plain("Lago_Url__c", FieldType::Url),
+            ],
+        ),
+        (
+            "Lago_Invoice_Line_Item__c",
+            vec![
+                lago_id.clone(),
+                plain(
+                    "Invoice__c",
+                    FieldType::MasterDetail {
+                        target: "Lago_Invoice__c".into(),
+                        relationship_name: "Line_Items".into(),
+                    },
+                ),
+                plain(
+                    "Item_Type__c",
+                    picklist(&[
+                        "subscription",
+                        "charge",
+                        "add_on",
+                        "credit",
+                        "commitment",
+                        "fixed_charge",
+                    ]),
+                ),
+                plain("Item_Code__c", text(255)),
+                plain("Item_Name__c", text(255)),
+                plain("Units__c", quantity),
+                plain("Amount__c", amount.clone()),
+                plain("Taxes_Amount__c", amount.clone()),
+                plain("Total_Amount__c", amount.clone()),
+                plain("Currency__c", text(3)),
+                plain("From_Date__c", FieldType::Date),
+                plain("To_Date__c", FieldType::Date),
             ],
         ),
         (
             "Lago_Credit_Note__c",
             vec![
-                lago_id,
+                lago_id.clone(),
                 plain("Account__c", lookup("Account", "Lago_Credit_Notes")),
                 plain("Invoice__c", lookup("Lago_Invoice__c", "Lago_Credit_Notes")),
                 plain("Lago_Invoice_Id__c", text(36)),
@@ -216,9 +265,38 @@ async fn metadata_defines_exactly_the_contract_schema() {
                     ]),
                 ),
                 plain("Issuing_Date__c", FieldType::Date),
-                plain("Total_Amount__c", amount),
+                plain("Total_Amount__c", amount.clone()),
                 plain("Currency__c", text(3)),
                 plain("File_Url__c", FieldType::Url),
+                plain("Credit_Amount__c", amount.clone()),
+                plain("Refund_Amount__c", amount.clone()),
+                plain("Balance_Amount__c", amount),
+            ],
+        ),
+        (
+            "Lago_Sync_Issue__c",
+            vec![
+                ("Delivery_Key__c", text(255), true, true),
+                plain("Status__c", picklist(&["open", "resolved"])),
+                plain("Family__c", text(255)),
+                plain("Webhook_Type__c", text(255)),
+                plain("Lago_Id__c", text(255)),
+                plain("Error_Code__c", text(255)),
+                plain(
+                    "Error_Message__c",
+                    FieldType::LongTextArea { length: 32768 },
+                ),
+                plain(
+                    "Attempts__c",
+                    FieldType::Number {
+                        precision: 6,
+                        scale: 0,
+                    },
+                ),
+                plain("First_Failed_At__c", FieldType::DateTime),
+                plain("Last_Failed_At__c", FieldType::DateTime),
+                plain("Resolved_At__c", FieldType::DateTime),
+                plain("Account__c", lookup("Account", "Lago_Sync_Issues")),
             ],
         ),
     ];
@@ -245,6 +323,8 @@ async fn metadata_defines_exactly_the_contract_schema() {
         assert_eq!(actual, fields, "fields of {object}");
         if object != "Account" {
             assert_eq!(def.name_field.field_type, text(80), "Name of {object}");
+        }
+        if object.starts_with("Lago_") && object != "Lago_Sync_Issue__c" {
             assert!(!def.field("Lago_Id__c").unwrap().case_sensitive);
         }
     }
@@ -283,11 +363,13 @@ fn permission_set_grants_every_custom_field_and_object() {
         .map(|p| text(p, "field"))
         .collect();
     granted.sort();
+    // Salesforce refuses field permissions on master-detail (always required) fields.
     let mut fields: Vec<String> = schema
         .objects()
         .flat_map(|o| {
             o.fields
                 .iter()
+                .filter(|f| !matches!(f.field_type, FieldType::MasterDetail { .. }))
                 .map(move |f| format!("{}.{}", o.name, f.name))
         })
         .collect();

@@ -49,7 +49,9 @@ fn field(f: &FieldDef) -> Value {
         FieldType::DateTime => "datetime",
         FieldType::Number { .. } => "double",
         FieldType::Picklist { .. } => "picklist",
-        FieldType::Lookup { .. } => "reference",
+        FieldType::Lookup { .. } | FieldType::MasterDetail { .. } => "reference",
+        FieldType::Checkbox => "boolean",
+        FieldType::LongTextArea { .. } => "textarea",
     };
     json!({
         "name": f.name,

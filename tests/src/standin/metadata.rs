@@ -33,6 +33,29 @@ pub enum FieldType {
         target: String,
         relationship_name: String,
     },
+    /// A JSON boolean; Salesforce never stores null in a checkbox (unset is false).
+    Checkbox,
+    /// Long text, up to `length` characters (Salesforce's maximum is 131,072).
+    LongTextArea {
+        length: usize,
+    },
+    /// A lookup the child cannot exist without: required on insert, never cleared.
+    MasterDetail {
+        target: String,
+        relationship_name: String,
+    },
+}
+
+impl FieldType {
+    /// The parent object of a Lookup or Master-Detail field.
+    pub fn reference_target(&self) -> Option<&str> {
+        match self {
+            FieldType::Lookup { target, .. } | FieldType::MasterDetail { target, .. } => {
+                Some(target)
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +145,7 @@ impl Schema {
     fn check_lookup_targets(&self) -> Result<(), String> {
         for object in self.objects() {
             for field in &object.fields {
-                if let FieldType::Lookup { target, .. } = &field.field_type {
+                if let Some(target) = field.field_type.reference_target() {
                     if !self.objects.contains_key(target) {
                         return Err(format!(
                             "{}.{} looks up {target}, which the metadata does not define",
@@ -232,6 +255,14 @@ fn read_field(path: &Path) -> Result<FieldDef, String> {
         "Lookup" => FieldType::Lookup {
             target: required("referenceTo")?.to_owned(),
             relationship_name: required("relationshipName")?.to_owned(),
+        },
+        "MasterDetail" => FieldType::MasterDetail {
+            target: required("referenceTo")?.to_owned(),
+            relationship_name: required("relationshipName")?.to_owned(),
+        },
+        "Checkbox" => FieldType::Checkbox,
+        "LongTextArea" => FieldType::LongTextArea {
+            length: number("length")? as usize,
         },
         other => {
             return Err(err(format!(

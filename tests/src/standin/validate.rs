@@ -84,7 +84,13 @@ pub(crate) fn check_value(store: &Store, field: &FieldDef, value: &Value) -> Res
     }
     let label = &field.label;
     match &field.field_type {
-        FieldType::Text { length } => check_length(field, expect_string(value, "string")?, *length),
+        FieldType::Text { length } | FieldType::LongTextArea { length } => {
+            check_length(field, expect_string(value, "string")?, *length)
+        }
+        FieldType::Checkbox => match value {
+            Value::Bool(_) => Ok(()),
+            _ => Err(cannot_deserialize(value, "boolean")),
+        },
         FieldType::Url => check_length(field, expect_string(value, "string")?, 255),
         FieldType::Picklist { values, restricted } => {
             let s = expect_string(value, "string")?;
@@ -127,7 +133,7 @@ pub(crate) fn check_value(store: &Store, field: &FieldDef, value: &Value) -> Res
                 )),
             }
         }
-        FieldType::Lookup { target, .. } => {
+        FieldType::Lookup { target, .. } | FieldType::MasterDetail { target, .. } => {
             let id = expect_string(value, "reference")?;
             if !ids::is_well_formed(id) {
                 let message = format!("{label}: id value of incorrect type: {id}");
@@ -191,10 +197,7 @@ fn resolve_reference<'o>(
 ) -> Result<(&'o FieldDef, String), SfError> {
     let lookup = object
         .field(&format!("{relationship}__c"))
-        .and_then(|f| match &f.field_type {
-            FieldType::Lookup { target, .. } => Some((f, target)),
-            _ => None,
-        });
+        .and_then(|f| f.field_type.reference_target().map(|target| (f, target)));
     let Some((field, target)) = lookup else {
         return Err(no_such_column(key, object));
     };
