@@ -107,20 +107,21 @@ impl RecordGuard for DynamoDbStore {
         let mut condition = format!(
             "(attribute_not_exists(#holder) \
              OR (#holder = :delivery AND #hash = :hash AND #lease < :now_ms)) \
-             AND attribute_not_exists(#done.#k) AND {NOT_OLDER}"
+             AND attribute_not_exists(#done.#r) AND {NOT_OLDER}"
         );
-        if !take.retry {
-            condition += " AND attribute_not_exists(#stored.#k)";
-        }
         let mut aliases = names(&HOLDER);
         aliases.extend(names(&[
             ("#family", "family"),
             ("#ref", "lago_ref"),
             ("#done", "done"),
             ("#stored", "stored"),
-            ("#k", take.delivery),
+            ("#r", remembered_key(take.delivery)),
             ("#written", "written"),
         ]));
+        if !take.retry {
+            condition += " AND attribute_not_exists(#stored.#k)";
+            aliases.insert("#k".into(), take.delivery.into());
+        }
         for _ in 0..ATTEMPTS {
             let token = token();
             // The maps are created here, so that a release can set and remove their entries.
@@ -176,12 +177,13 @@ impl RecordGuard for DynamoDbStore {
                     ("#done", "done"),
                     ("#stored", "stored"),
                     ("#k", &lease.delivery),
+                    ("#r", remembered_key(&lease.delivery)),
                 ]));
                 request = request.expression_attribute_values(
                     ":done",
-                    s(&format!("{now_ms} {}", lease.body_sha256)),
+                    s(&format!("{now_ms} {}", remembered_hash(&lease.body_sha256))),
                 );
-                let mut set = "SET #done.#k = :done".to_owned();
+                let mut set = "SET #done.#r = :done".to_owned();
                 let mut remove = format!("{LET_GO}, #stored.#k");
                 if let Some(version) = version {
                     set += ", #written = :version";

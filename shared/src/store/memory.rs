@@ -153,8 +153,10 @@ impl RecordGuard for MemoryStore {
                 if let Some(evicted) = &lease.evict {
                     view.done.remove(evicted);
                 }
-                view.done
-                    .insert(lease.delivery.clone(), (*now_ms, lease.body_sha256.clone()));
+                view.done.insert(
+                    remembered_key(&lease.delivery).to_owned(),
+                    (*now_ms, remembered_hash(&lease.body_sha256).to_owned()),
+                );
                 view.stored.remove(&lease.delivery);
             }
             Release::Stored(_) => {

@@ -34,6 +34,18 @@ pub const RETENTION_SECS: i64 = 30 * 24 * 3600;
 /// `duplicate` (older ones are answered `skipped`, also without a Salesforce call).
 pub const REMEMBERED_DELIVERIES: usize = 8;
 
+/// How a record remembers a written delivery: by its unique key alone (the record implies
+/// the family of `delivery#<family>#<key>`) and the first 64 bits of its body's SHA-256.
+/// Eight of them keep a record item under 1 KB, DynamoDB's unit of write cost.
+pub(crate) fn remembered_key(delivery: &str) -> &str {
+    delivery.splitn(3, '#').nth(2).unwrap_or(delivery)
+}
+
+/// See [`remembered_key`].
+pub(crate) fn remembered_hash(sha256: &str) -> &str {
+    &sha256[..sha256.len().min(16)]
+}
+
 /// The sparse global secondary index: partition `parked`, sort `due_at`.
 pub const PARKED_INDEX: &str = "parked-by-due";
 
@@ -370,7 +382,7 @@ pub(crate) fn token() -> String {
 pub(crate) struct RecordView {
     pub written: Option<i64>,
     pub holder: Option<Holder>,
-    /// Remembered deliveries: key → (when written, body hash).
+    /// Remembered deliveries: [`remembered_key`] → (when written, [`remembered_hash`]).
     pub done: std::collections::HashMap<String, (i64, String)>,
     /// Deliveries of this record that are stored events.
     pub stored: std::collections::HashSet<String>,
@@ -397,22 +409,21 @@ pub(crate) struct Holder {
 /// with this one function (DynamoDB's condition expression says the same, and this reads
 /// the old item it returns on refusal).
 pub(crate) fn verdict(record: &RecordView, take: &Take<'_>) -> Option<Taken> {
-    let same_body = |hash: &str| hash == take.body_sha256;
     if let Some(holder) = &record.holder {
         if holder.delivery != take.delivery {
             return Some(Taken::Busy {
                 holder: holder.delivery.clone(),
             });
         }
-        if !same_body(&holder.body_sha256) {
+        if holder.body_sha256 != take.body_sha256 {
             return Some(Taken::Conflict);
         }
         if holder.lease_until_ms >= take.now_ms {
             return Some(Taken::InProgress);
         }
     }
-    if let Some((_, hash)) = record.done.get(take.delivery) {
-        return Some(if same_body(hash) {
+    if let Some((_, hash)) = record.done.get(remembered_key(take.delivery)) {
+        return Some(if hash == remembered_hash(take.body_sha256) {
             Taken::Done
         } else {
             Taken::Conflict
