@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tracing::{info, warn, Instrument};
 
-use crate::pipeline::App;
+use crate::pipeline::{App, Opened};
 use crate::store::{Park, Status, Store, StoreError, StoredDelivery};
 use crate::{clock, telemetry};
 
@@ -188,6 +188,8 @@ async fn retry_one<S: Store>(
     Ok(label)
 }
 
+/// Stores the event dead and opens its sync issue (best effort), whose first failure is
+/// when the event was first stored, unless the issue is open already.
 async fn mark_dead<S: Store>(
     app: &App<S>,
     stored: &StoredDelivery,
@@ -208,5 +210,15 @@ async fn mark_dead<S: Store>(
         due_at_ms: now_ms,
         only_if_new: false,
     };
-    app.store.park(&park).await.map(drop)
+    app.store.park(&park).await?;
+    let opened = Opened {
+        code: park.error_code,
+        message: park.error_message,
+        attempts: stored.attempts,
+        first_failed_at_ms: (!stored.issue_open)
+            .then(|| stored.first_parked_at_ms.unwrap_or(now_ms)),
+    };
+    app.open_dead_issue(stored, opened, Instant::now() + PER_EVENT)
+        .await;
+    Ok(())
 }

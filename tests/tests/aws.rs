@@ -463,7 +463,12 @@ async fn stored_events_are_queued_claimed_completed_and_discarded(store: impl St
         ..park("f", Status::Queued, now + 1, now + 1)
     };
     assert!(!store.park(&again).await.unwrap(), "the backfill's rerun");
-    assert_eq!(store.load("f").await.unwrap().unwrap().attempts, 1);
+    let failed = store.load("f").await.unwrap().unwrap();
+    assert_eq!(
+        (failed.attempts, failed.issue_open),
+        (1, true),
+        "its sync issue is open"
+    );
 
     let retried = Park {
         error_code: "",
@@ -483,6 +488,7 @@ async fn stored_events_are_queued_claimed_completed_and_discarded(store: impl St
         first_parked_at_ms: Some(now),
         due_at_ms: Some(now - 1_000),
         body: Some(BODY.to_vec()),
+        issue_open: false,
     };
     assert_eq!(store.load("q-due").await.unwrap(), Some(expected));
 
@@ -566,11 +572,11 @@ async fn stored_events_are_queued_claimed_completed_and_discarded(store: impl St
         keys(store.parked(Status::Failed, None, 10).await.unwrap()),
         Vec::<String>::new()
     );
-    assert!(store
-        .claim_due("f", now, now + 15_000)
-        .await
-        .unwrap()
-        .is_some());
+    // Its sync issue stays open through the requeue and the claim, until it completes.
+    let claimed = store.claim_due("f", now, now + 15_000).await.unwrap();
+    assert!(claimed.expect("claimed").issue_open);
+    store.complete("f", "synced", now).await.unwrap();
+    assert!(!store.load("f").await.unwrap().unwrap().issue_open);
 
     assert!(!store.discard("q-later").await.unwrap(), "queued");
     assert!(!store.discard("q-due").await.unwrap(), "completed");

@@ -900,6 +900,8 @@ fn check_signed_answer(handled: &Handled, allowed: &[&str]) -> Result<(), TestCa
             prop_assert!(handled.rest_calls >= 1, "synced without a Salesforce call");
             prop_assert!(handled.rest_calls <= 2, "{} calls", handled.rest_calls);
         }
+        // Its sync issue, opened in Salesforce.
+        "failed" => prop_assert_eq!(handled.rest_calls, 1, "{:?}", handled.outcome),
         _ => prop_assert_eq!(handled.rest_calls, 0, "{}: {:?}", label, handled.outcome),
     }
     // Invalid and ignored requests, and events without an Account, never reach the table.

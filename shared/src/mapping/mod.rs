@@ -7,6 +7,7 @@ mod account;
 mod credit_note;
 mod customer;
 mod invoice;
+mod issue;
 mod subscription;
 pub mod values;
 
@@ -18,6 +19,7 @@ use crate::Family;
 
 pub use account::account_id;
 pub use credit_note::invoice_link;
+pub use issue::{issue_write, IssueEvent, IssueState, ISSUE_KEY_FIELD, ISSUE_OBJECT};
 
 /// Salesforce's external-id field on the three custom objects.
 pub const LAGO_ID_FIELD: &str = "Lago_Id__c";
@@ -30,6 +32,12 @@ pub enum Target {
     Upsert {
         object: &'static str,
         lago_id: String,
+    },
+    /// Upsert by another external id `field` (the sync issues, by their delivery key).
+    UpsertBy {
+        object: &'static str,
+        field: &'static str,
+        value: String,
     },
 }
 
@@ -74,6 +82,15 @@ impl Plan {
         match &self.write.target {
             Target::Account { id } => format!("Account/{id}"),
             Target::Upsert { object, lago_id } => format!("{object}/{lago_id}"),
+            Target::UpsertBy { object, value, .. } => format!("{object}/{value}"),
+        }
+    }
+
+    /// The Account the planned record names, if any.
+    pub fn account(&self) -> Option<&str> {
+        match &self.write.target {
+            Target::Account { id } => Some(id),
+            _ => self.write.fields.get("Account__c").and_then(Value::as_str),
         }
     }
 

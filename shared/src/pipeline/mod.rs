@@ -8,6 +8,7 @@
 //! a state that failed never hides an older one that can still be written.
 
 mod answer;
+mod issues;
 mod links;
 mod lookups;
 mod recovery;
@@ -30,6 +31,7 @@ use crate::store::{
 use crate::{clock, telemetry, Family};
 
 pub use answer::Outcome;
+pub(crate) use issues::Opened;
 use lookups::Unplanned;
 pub use lookups::{LagoReader, LookupError};
 pub use stored::retry_delay_ms;
@@ -92,6 +94,10 @@ struct Event<'a> {
     body_sha256: String,
     /// For the retry of a stored event: how often it was tried before.
     retry: Option<u32>,
+    /// For the retry of a stored event: when it was first stored (its first failure).
+    first_parked_ms: Option<i64>,
+    /// The event was failed or dead and its sync issue is open.
+    issue_open: bool,
     deadline: Instant,
     deadline_ms: i64,
 }
@@ -151,6 +157,8 @@ impl<S: Store> App<S> {
             body: delivery.body,
             body_sha256,
             retry: None,
+            first_parked_ms: None,
+            issue_open: false,
             deadline: delivery.deadline,
             deadline_ms: delivery.deadline_epoch_ms,
         };
@@ -159,7 +167,7 @@ impl<S: Store> App<S> {
             Err(Unplanned::Skipped(reason)) => Outcome::Skipped(reason),
             Err(Unplanned::Invalid(message)) => Outcome::Invalid(message),
             Err(Unplanned::Unmappable(e)) => self.store_unmappable(&event, &e).await,
-            Err(Unplanned::Lookup(e)) => self.store_failed(&event, "", None, e.into()).await,
+            Err(Unplanned::Lookup(e)) => self.store_failed(&event, None, "", None, e.into()).await,
         }
     }
 
@@ -178,6 +186,8 @@ impl<S: Store> App<S> {
                 hash => hash.to_owned(),
             },
             retry: Some(stored.attempts),
+            first_parked_ms: stored.first_parked_at_ms,
+            issue_open: stored.issue_open,
             deadline,
             deadline_ms: clock::now_ms() + left.as_millis() as i64,
         };
@@ -188,7 +198,9 @@ impl<S: Store> App<S> {
         let plan = match self.plan(family, body, deadline).await {
             Ok(plan) => plan,
             Err(Unplanned::Skipped(reason)) => {
-                return self.complete_stored(&event, Outcome::Skipped(reason)).await
+                return self
+                    .complete_stored(&event, None, Outcome::Skipped(reason))
+                    .await
             }
             Err(Unplanned::Invalid(message)) => {
                 let e = MappingError::invalid("body", &message, "not a Lago envelope");
@@ -196,7 +208,7 @@ impl<S: Store> App<S> {
             }
             Err(Unplanned::Unmappable(e)) => return self.store_unmappable(&event, &e).await,
             Err(Unplanned::Lookup(e)) => {
-                return self.store_failed(&event, "", None, e.into()).await
+                return self.store_failed(&event, None, "", None, e.into()).await
             }
         };
         // Read first so that a Secrets Manager outage leaves the event due, not retried.
@@ -255,7 +267,7 @@ impl<S: Store> App<S> {
                         .await
                 }
                 Err(e) => {
-                    self.store_failed(event, &lease.record, Some(&lease), e.into())
+                    self.store_failed(event, Some(plan), &lease.record, Some(&lease), e.into())
                         .await
                 }
             };
@@ -291,10 +303,10 @@ impl<S: Store> App<S> {
                         .as_ref()
                         .map(|_| !report.reference_dropped),
                 };
-                self.complete_stored(event, synced).await
+                self.complete_stored(event, Some(plan), synced).await
             }
             Err(e) => {
-                self.store_failed(event, &lease.record, Some(lease), e.into())
+                self.store_failed(event, Some(plan), &lease.record, Some(lease), e.into())
                     .await
             }
         }
@@ -334,9 +346,13 @@ impl<S: Store> App<S> {
                 },
                 Taken::Older { .. } => {
                     let reason = format!("a newer state of {record} is already in Salesforce");
-                    self.complete_stored(event, Outcome::Skipped(reason)).await
+                    self.complete_stored(event, Some(plan), Outcome::Skipped(reason))
+                        .await
                 }
-                Taken::Done => self.complete_stored(event, Outcome::Duplicate).await,
+                Taken::Done => {
+                    self.complete_stored(event, Some(plan), Outcome::Duplicate)
+                        .await
+                }
                 Taken::Conflict => Outcome::Conflict,
                 Taken::InProgress => Outcome::InProgress,
                 Taken::Stored => match within(event.deadline, self.store.load(event.key)).await {
@@ -378,9 +394,14 @@ impl<S: Store> App<S> {
         }
     }
 
-    /// A retried stored event ends with `outcome`: it is kept completed. A delivery has
-    /// nothing stored to complete.
-    async fn complete_stored(&self, event: &Event<'_>, outcome: Outcome) -> Outcome {
+    /// A retried stored event ends with `outcome`: it is kept completed, and its sync
+    /// issue, if it had one, resolved. A delivery has nothing stored to complete.
+    async fn complete_stored(
+        &self,
+        event: &Event<'_>,
+        plan: Option<&Plan>,
+        outcome: Outcome,
+    ) -> Outcome {
         if event.retry.is_none() {
             return outcome;
         }
@@ -390,6 +411,9 @@ impl<S: Store> App<S> {
         if let Err(e) = finishing(event.deadline, completed).await {
             // Salesforce holds the result; the retry repeats an idempotent write or skips.
             error!(error = %e, "could not record the retried event as completed");
+        }
+        if event.issue_open {
+            self.resolve_issue(event, plan).await;
         }
         outcome
     }

@@ -60,6 +60,8 @@ impl<S: Store> App<S> {
             // The stored event, if any, answers Lago's retry of the original delivery.
             body_sha256: lease.body_sha256.clone(),
             retry: None,
+            first_parked_ms: None,
+            issue_open: false,
             deadline,
             deadline_ms: lease_until_ms,
         };

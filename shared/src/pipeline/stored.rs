@@ -6,9 +6,9 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 use tracing::info;
 
-use super::{answer, finishing, within, App, Event, Failure, Outcome};
+use super::{answer, finishing, within, App, Event, Failure, Opened, Outcome};
 use crate::clock;
-use crate::mapping::MappingError;
+use crate::mapping::{MappingError, Plan};
 use crate::salesforce::Class;
 use crate::store::{Lease, Park, Release, Status, Store, StoreError};
 
@@ -20,6 +20,7 @@ impl<S: Store> App<S> {
     pub(super) async fn store_failed(
         &self,
         event: &Event<'_>,
+        plan: Option<&Plan>,
         record: &str,
         lease: Option<&Lease>,
         e: Failure,
@@ -40,6 +41,22 @@ impl<S: Store> App<S> {
                 Err(_) => Release::Abandoned,
             };
             self.let_go(event, lease, &release).await;
+        }
+        if stored.is_ok() && status == Status::Failed {
+            // Opened by this failure unless it was open already (a requeued event failing
+            // again): then its first failure stays as it was.
+            let first_failed_at_ms = match (event.issue_open, event.retry) {
+                (true, _) => None,
+                (false, None) => Some(clock::now_ms()),
+                (false, Some(_)) => Some(event.first_parked_ms.unwrap_or_else(clock::now_ms)),
+            };
+            let opened = Opened {
+                code: &e.code,
+                message: &e.message,
+                attempts: event.retry.unwrap_or(0) + 1,
+                first_failed_at_ms,
+            };
+            self.open_issue(event, plan, opened).await;
         }
         match stored {
             Ok(()) if status == Status::Queued => Outcome::Queued {
@@ -99,7 +116,7 @@ impl<S: Store> App<S> {
                 Err(e) => return Outcome::Unavailable(e.to_string()),
             }
         }
-        self.store_failed(event, "", None, refusal).await
+        self.store_failed(event, None, "", None, refusal).await
     }
 
     async fn store_event(

@@ -121,6 +121,15 @@ impl SalesforceClient {
                 self.data_url,
                 urlencoding::encode(lago_id)
             ),
+            Target::UpsertBy {
+                object,
+                field,
+                value,
+            } => format!(
+                "{}/sobjects/{object}/{field}/{}",
+                self.data_url,
+                urlencoding::encode(value)
+            ),
         }
     }
 

@@ -46,6 +46,9 @@ impl SalesforceClient {
                 "{}/composite/sobjects/{object}/{LAGO_ID_FIELD}",
                 self.data_url()
             ),
+            Target::UpsertBy { object, field, .. } => {
+                format!("{}/composite/sobjects/{object}/{field}", self.data_url())
+            }
         };
         let records = writes
             .iter()
@@ -133,6 +136,21 @@ fn collection_record(
         {
             record.insert("attributes".into(), json!({ "type": object }));
             record.insert(LAGO_ID_FIELD.into(), json!(lago_id));
+        }
+        (
+            Target::UpsertBy {
+                object,
+                field,
+                value,
+            },
+            Target::UpsertBy {
+                object: first,
+                field: first_field,
+                ..
+            },
+        ) if object == first && field == first_field => {
+            record.insert("attributes".into(), json!({ "type": object }));
+            record.insert((*field).into(), json!(value));
         }
         _ => {
             return Err(SalesforceError::new(

@@ -29,6 +29,9 @@ const HOLDER: [(&str, &str); 6] = [
 ];
 const LET_GO: &str = "REMOVE #holder, #hash, #token, #lease, #parked, #due";
 
+/// A stored event's flag: its sync issue is open in Salesforce.
+const ISSUE_OPEN: &str = "issue_open";
+
 /// No newer state is written than `:version` ([`version_bound`]).
 const NOT_OLDER: &str = "(attribute_not_exists(#written) OR #written <= :version)";
 
@@ -510,16 +513,19 @@ impl DynamoDbStore {
 
 impl EventQueue for DynamoDbStore {
     async fn park(&self, p: &Park<'_>) -> Result<bool, StoreError> {
+        // Failed or dead, its sync issue is opened: the flag stays until it completes.
+        let opens_issue = matches!(p.status, Status::Failed | Status::Dead);
+        let issue = if opens_issue { ", #issue = :open" } else { "" };
         let mut request = self
             .update(p.key)
             // No TTL: a stored event is kept until it is completed or discarded.
-            .update_expression(
+            .update_expression(format!(
                 "SET #status = :status, #parked = :status, #due = :due, #record = :record, \
                  #family = :family, #type = :type, #hash = :hash, #body = :body, #code = :code, \
                  #message = :message, #attempts = if_not_exists(#attempts, :zero) + :one, \
-                 #first = if_not_exists(#first, :now_ms), #updated = :now_ms \
-                 REMOVE #expires, #lease, #outcome",
-            )
+                 #first = if_not_exists(#first, :now_ms), #updated = :now_ms{issue} \
+                 REMOVE #expires, #lease, #outcome"
+            ))
             .set_expression_attribute_names(Some(names(&[
                 ("#status", "status"),
                 ("#parked", PARKED),
@@ -550,6 +556,11 @@ impl EventQueue for DynamoDbStore {
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now_ms", n(p.now_ms));
+        if opens_issue {
+            request = request
+                .expression_attribute_names("#issue", ISSUE_OPEN)
+                .expression_attribute_values(":open", AttributeValue::Bool(true));
+        }
         if p.only_if_new {
             request = request
                 .condition_expression("attribute_not_exists(#pk)")
@@ -639,7 +650,7 @@ impl EventQueue for DynamoDbStore {
             .update(key)
             .update_expression(
                 "SET #status = :completed, #outcome = :outcome, #expires = :expires, \
-                 #updated = :now_ms REMOVE #body, #code, #message, #parked, #due, #lease",
+                 #updated = :now_ms REMOVE #body, #code, #message, #parked, #due, #lease, #issue",
             )
             // An update creates the item it does not find.
             .condition_expression("attribute_exists(#pk)")
@@ -655,6 +666,7 @@ impl EventQueue for DynamoDbStore {
                 ("#parked", PARKED),
                 ("#due", DUE_AT),
                 ("#lease", "lease_until"),
+                ("#issue", ISSUE_OPEN),
             ])))
             .expression_attribute_values(":completed", s(Status::Completed.as_str()))
             .expression_attribute_values(":outcome", s(outcome))
@@ -749,6 +761,10 @@ fn stored(item: &Item) -> Result<StoredDelivery, StoreError> {
         first_parked_at_ms: number(item, "first_parked_at"),
         due_at_ms: number(item, DUE_AT),
         body,
+        issue_open: item
+            .get(ISSUE_OPEN)
+            .and_then(|v| v.as_bool().ok())
+            .is_some_and(|open| *open),
     })
 }
 

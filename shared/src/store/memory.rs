@@ -276,6 +276,7 @@ impl EventQueue for MemoryStore {
                 first_parked_at_ms: None,
                 due_at_ms: None,
                 body: None,
+                issue_open: false,
             },
             lease_until_ms: 0,
             parked: None,
@@ -292,6 +293,7 @@ impl EventQueue for MemoryStore {
         s.attempts += 1;
         s.due_at_ms = Some(p.due_at_ms);
         s.first_parked_at_ms.get_or_insert(p.now_ms);
+        s.issue_open |= matches!(p.status, Status::Failed | Status::Dead);
         event.parked = Some(p.status);
         Ok(true)
     }
@@ -353,6 +355,7 @@ impl EventQueue for MemoryStore {
             let s = &mut event.stored;
             s.status = Status::Completed;
             (s.body, s.error_code, s.error_message, s.due_at_ms) = (None, None, None, None);
+            s.issue_open = false;
             event.parked = None;
         }
         Ok(())

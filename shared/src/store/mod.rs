@@ -264,6 +264,9 @@ pub struct StoredDelivery {
     pub first_parked_at_ms: Option<i64>,
     pub due_at_ms: Option<i64>,
     pub body: Option<Vec<u8>>,
+    /// It was stored `failed` or `dead` since it was first stored: its sync issue is open in
+    /// Salesforce until it ends completed.
+    pub issue_open: bool,
 }
 
 pub trait EventQueue: Send + Sync {
