@@ -83,3 +83,14 @@ pub fn body(webhook_type: &str, lago_id: &str, account: Option<&str>, overrides:
     }))
     .expect("JSON")
 }
+
+/// The `i`-th state of one invoice: pairs of states share a second (Lago stamps whole
+/// seconds), the second of a pair a later payment stage; each has its own amount, so that
+/// Salesforce shows which state it holds.
+pub fn invoice_state(i: usize) -> Value {
+    json!({
+        "updated_at": format!("2025-03-01T10:00:{:02}Z", i / 2),
+        "payment_status": if i.is_multiple_of(2) { "pending" } else { "succeeded" },
+        "total_amount_cents": 100_000 + i as i64,
+    })
+}

@@ -78,12 +78,17 @@ impl Harness {
 
     /// Runs the redrive as if `ahead` had passed, so that what is queued is due by then.
     pub async fn redrive(&self, ahead: Duration) -> Report {
-        let later = epoch_ms() + ahead.as_millis() as i64;
+        self.redrive_with(Duration::from_secs(7 * 24 * 3600), ahead.as_millis() as i64)
+            .await
+    }
+
+    /// [`Harness::redrive`] with events dead past `max_age`, its clock `ahead_ms` ahead.
+    pub async fn redrive_with(&self, max_age: Duration, ahead_ms: i64) -> Report {
         run_at(
             &self.app,
-            Duration::from_secs(7 * 24 * 3600),
-            Instant::now() + Duration::from_secs(60),
-            move || later,
+            max_age,
+            Instant::now() + Duration::from_secs(120),
+            move || epoch_ms() + ahead_ms,
         )
         .await
         .expect("the memory store answers")

@@ -313,22 +313,12 @@ const DYING_TIME_LEFT: Duration = Duration::from_secs(5);
 /// enough that the write lands well before the lease lapses.
 const SLOW_WRITE: Duration = Duration::from_millis(700);
 
-/// The `i`-th state of the invoice, told apart in Salesforce by its amount; a later state
-/// is newer (a later `updated_at`, or a later payment stage within one second).
-fn state(i: usize) -> Value {
-    json!({
-        "updated_at": format!("2025-03-01T10:00:{:02}Z", i / 2),
-        "payment_status": if i.is_multiple_of(2) { "pending" } else { "succeeded" },
-        "total_amount_cents": 100_000 + i as i64,
-    })
-}
-
 fn invoice(i: usize) -> Vec<u8> {
     events::body(
         "invoice.payment_status_updated",
         INVOICE,
         Some(ACCOUNT),
-        state(i),
+        events::invoice_state(i),
     )
 }
 
@@ -411,7 +401,7 @@ async fn a_writer_that_dies_mid_write_is_recovered_through_the_index() {
     // Lago moved on meanwhile (the invoice got paid) and never sends anything again.
     lago.replace(
         "invoices",
-        events::object("invoice", INVOICE, Some(ACCOUNT), state(3)),
+        events::object("invoice", INVOICE, Some(ACCOUNT), events::invoice_state(3)),
     );
     // A delivery of another state finds the record held by the dead function: queued, not
     // lost (however long it waited, only the recovery takes a lapsed lease from its owner).

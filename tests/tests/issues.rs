@@ -2,9 +2,8 @@
 //! its `Lago_Sync_Issue__c`, open, in one call; when it later syncs the issue is resolved;
 //! queued events and the success path cost no issue call.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lago_sync::redrive::{run_at, Report};
 use lago_sync::store::EventQueue;
 use lago_sync::Family;
 use serde_json::{json, Value};
@@ -23,17 +22,6 @@ fn issue(h: &Harness, unique_key: &str) -> Option<Value> {
 
 fn invoice(lago_id: &str) -> Vec<u8> {
     events::body("invoice.created", lago_id, Some(ACCOUNT), json!({}))
-}
-
-async fn redrive(h: &Harness, max_age: Duration, ahead_ms: i64) -> Report {
-    run_at(
-        &h.app,
-        max_age,
-        Instant::now() + Duration::from_secs(120),
-        move || epoch_ms() + ahead_ms,
-    )
-    .await
-    .expect("the memory store answers")
 }
 
 fn is_utc_datetime(value: &Value) -> bool {
@@ -91,7 +79,7 @@ async fn a_refused_event_opens_one_issue_with_one_call_and_its_redrive_resolves_
 
     // The operator fixes the cause and requeues: the redrive writes it and resolves the issue.
     assert!(h.app.store.requeue(&h.key("k"), epoch_ms()).await.unwrap());
-    let report = redrive(&h, Duration::from_secs(3600), 60_000).await;
+    let report = h.redrive_with(Duration::from_secs(3600), 60_000).await;
     assert_eq!(report.synced, 1, "{report:?}");
     assert_eq!(h.rest_calls(), 4, "the write and the resolution");
     let resolved = issue(&h, "k").expect("the issue is kept");
@@ -135,12 +123,14 @@ async fn an_issue_stays_open_through_a_transient_retry_until_the_event_syncs() {
             .times(1),
     );
     assert_eq!(
-        redrive(&h, Duration::from_secs(3600), 60_000).await.queued,
+        h.redrive_with(Duration::from_secs(3600), 60_000)
+            .await
+            .queued,
         1
     );
     assert_eq!(issue(&h, "k").unwrap()["Status__c"], json!("open"));
     // The next retry writes it: resolved.
-    let report = redrive(&h, Duration::from_secs(3600), 10 * 60_000).await;
+    let report = h.redrive_with(Duration::from_secs(3600), 10 * 60_000).await;
     assert_eq!(report.synced, 1, "{report:?}");
     assert_eq!(issue(&h, "k").unwrap()["Status__c"], json!("resolved"));
 }
@@ -180,7 +170,7 @@ async fn a_queued_event_is_no_issue_and_a_success_costs_one_call() {
         "queued events are retried, not issues"
     );
     // Its retry syncs: it never was an issue, so nothing to resolve.
-    let report = redrive(&h, Duration::from_secs(3600), HOUR_MS).await;
+    let report = h.redrive_with(Duration::from_secs(3600), HOUR_MS).await;
     assert_eq!(report.synced, 1, "{report:?}");
     assert_eq!(h.rest_calls(), 3);
     assert!(issue(&h, "k").is_none());
@@ -196,7 +186,7 @@ async fn a_dead_event_opens_an_issue() {
     );
     assert_eq!(h.deliver("k", &invoice("inv-1")).await.label(), "queued");
     let first_parked = h.stored("k").await.unwrap().first_parked_at_ms.unwrap();
-    let report = redrive(&h, Duration::from_secs(3600), 2 * HOUR_MS).await;
+    let report = h.redrive_with(Duration::from_secs(3600), 2 * HOUR_MS).await;
     assert_eq!(report.dead, 1, "{report:?}");
     assert_eq!(h.rest_calls(), 2, "the queued write and the issue");
     let open = issue(&h, "k").expect("a dead event opens an issue");
@@ -219,7 +209,7 @@ async fn a_dead_event_opens_an_issue() {
 
     // Requeued, it syncs and the issue is resolved.
     assert!(h.app.store.requeue(&h.key("k"), epoch_ms()).await.unwrap());
-    let report = redrive(&h, Duration::from_secs(3600), 60_000).await;
+    let report = h.redrive_with(Duration::from_secs(3600), 60_000).await;
     assert_eq!(report.synced, 1, "{report:?}");
     assert_eq!(issue(&h, "k").unwrap()["Status__c"], json!("resolved"));
 }

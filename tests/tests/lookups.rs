@@ -35,6 +35,19 @@ fn unlinked_invoice(lago_id: &str) -> Vec<u8> {
     events::body("invoice.created", lago_id, None, json!({}))
 }
 
+/// The customer's `customer.updated`, linked through the integration only: written, and
+/// its Account remembered.
+async fn link_through_the_integration(h: &Harness) {
+    let customer = events::body(
+        "customer.updated",
+        CUSTOMER,
+        None,
+        json!({ "integration_customers": integration_link() }),
+    );
+    let outcome = h.deliver_to(Family::Customer, "c1", &customer).await;
+    assert_eq!(outcome.label(), "synced", "{outcome:?}");
+}
+
 fn lago_reads(h: &Harness, route: &str) -> u64 {
     h.lago.stats().count("GET", route)
 }
@@ -42,18 +55,7 @@ fn lago_reads(h: &Harness, route: &str) -> u64 {
 #[tokio::test]
 async fn a_customer_linked_through_the_integration_gets_every_event_written() {
     let h = Harness::start(Family::Invoice).await;
-    let customer = events::body(
-        "customer.updated",
-        CUSTOMER,
-        None,
-        json!({ "integration_customers": integration_link() }),
-    );
-    assert_eq!(
-        h.deliver_to(Family::Customer, "c1", &customer)
-            .await
-            .label(),
-        "synced"
-    );
+    link_through_the_integration(&h).await;
     assert_eq!(
         h.app.store.linked_account(CUSTOMER).await.unwrap(),
         Some(ACCOUNT.to_owned())
@@ -297,18 +299,7 @@ async fn an_invoice_written_while_its_credit_note_is_written_is_linked_all_the_s
 #[tokio::test]
 async fn a_lost_dispute_of_an_integration_linked_customer_is_written() {
     let h = Harness::start(Family::Invoice).await;
-    let customer = events::body(
-        "customer.updated",
-        CUSTOMER,
-        None,
-        json!({ "integration_customers": integration_link() }),
-    );
-    assert_eq!(
-        h.deliver_to(Family::Customer, "c1", &customer)
-            .await
-            .label(),
-        "synced"
-    );
+    link_through_the_integration(&h).await;
     let invoice = events::object("invoice", "inv-d", None, json!({}));
     let body = serde_json::to_vec(&json!({
         "webhook_type": "invoice.payment_dispute_lost",

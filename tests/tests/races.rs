@@ -10,7 +10,7 @@ use std::time::Duration;
 use lago_sync::pipeline::Outcome;
 use lago_sync::store::{EventQueue, Status, Step};
 use lago_sync::Family;
-use serde_json::{json, Value};
+use serde_json::json;
 use sync_testkit::events::{self, ACCOUNT};
 use sync_testkit::inprocess::{delivery, epoch_ms, Harness};
 use sync_testkit::lago::sign;
@@ -18,22 +18,12 @@ use sync_testkit::standin::Fault;
 
 const INVOICE: &str = "inv-race-1";
 
-/// The `i`-th state of one invoice: pairs of states share a second (Lago stamps whole
-/// seconds), the second of a pair a later payment stage; each carries its own amount.
-fn state(i: usize) -> Value {
-    json!({
-        "updated_at": format!("2025-03-01T10:00:{:02}Z", i / 2),
-        "payment_status": if i.is_multiple_of(2) { "pending" } else { "succeeded" },
-        "total_amount_cents": 100_000 + i as i64,
-    })
-}
-
 fn invoice(i: usize) -> Vec<u8> {
     events::body(
         "invoice.payment_status_updated",
         INVOICE,
         Some(ACCOUNT),
-        state(i),
+        events::invoice_state(i),
     )
 }
 
@@ -184,7 +174,7 @@ async fn a_writer_that_dies_mid_write_is_recovered_from_lagos_current_state() {
     die_mid_write(&h, "last-attempt", invoice(1)).await;
 
     // Lago moved on meanwhile (the invoice got paid) and never sends anything again.
-    let mut current = events::object("invoice", INVOICE, Some(ACCOUNT), state(3));
+    let mut current = events::object("invoice", INVOICE, Some(ACCOUNT), events::invoice_state(3));
     current["status"] = json!("finalized");
     h.lago.replace("invoices", current);
     // A delivery of another state finds the record held: queued, not lost.
@@ -221,7 +211,7 @@ async fn a_lapsed_record_waits_while_lagos_api_is_down() {
     die_mid_write(&h, "k", invoice(0)).await;
     h.lago.replace(
         "invoices",
-        events::object("invoice", INVOICE, Some(ACCOUNT), state(1)),
+        events::object("invoice", INVOICE, Some(ACCOUNT), events::invoice_state(1)),
     );
     tokio::time::sleep(DYING_TIME_LEFT + Duration::from_millis(100)).await;
     h.lago.fail_with(Some(503));

@@ -3,9 +3,9 @@
 //! events past their maximum age become dead until an operator requeues them.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lago_sync::redrive::{run_at, Report};
+use lago_sync::redrive::Report;
 use lago_sync::store::{EventQueue, Status};
 use lago_sync::Family;
 use serde_json::{json, Value};
@@ -15,18 +15,6 @@ use sync_testkit::standin::Fault;
 
 const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
 const HOUR_MS: i64 = 3_600_000;
-
-/// A redrive run whose clock is `ahead_ms` in the future, so that queued events are due.
-async fn redrive(h: &Harness, max_age: Duration, ahead_ms: i64) -> Report {
-    run_at(
-        &h.app,
-        max_age,
-        Instant::now() + Duration::from_secs(120),
-        move || epoch_ms() + ahead_ms,
-    )
-    .await
-    .expect("the memory store answers")
-}
 
 fn invoices(n: usize) -> Vec<Vec<u8>> {
     (0..n)
@@ -79,14 +67,14 @@ async fn an_outage_loses_nothing_and_duplicates_nothing() {
     assert!(h.standin.records("Lago_Invoice__c").is_empty());
     // Not due yet: the first retry waits 15 to 30 seconds.
     assert_eq!(
-        redrive(&h, WEEK, 0).await,
+        h.redrive_with(WEEK, 0).await,
         Report {
             backlog: 5,
             ..Report::default()
         }
     );
 
-    let report = redrive(&h, WEEK, HOUR_MS).await;
+    let report = h.redrive_with(WEEK, HOUR_MS).await;
     assert_eq!((report.synced, report.backlog), (5, 0), "{report:?}");
     assert_eq!(
         contents(&h, "Lago_Invoice__c"),
@@ -101,7 +89,7 @@ async fn an_outage_loses_nothing_and_duplicates_nothing() {
     for (i, body) in bodies.iter().enumerate() {
         assert_eq!(h.deliver(&format!("k{i}"), body).await.label(), "duplicate");
     }
-    assert_eq!(redrive(&h, WEEK, 2 * HOUR_MS).await, Report::default());
+    assert_eq!(h.redrive_with(WEEK, 2 * HOUR_MS).await, Report::default());
 }
 
 #[tokio::test]
@@ -114,7 +102,7 @@ async fn a_still_failing_salesforce_backs_off_and_counts_attempts() {
     );
     let body = &invoices(1)[0];
     assert_eq!(h.deliver("k", body).await.label(), "queued");
-    assert_eq!(redrive(&h, WEEK, HOUR_MS).await.queued, 1);
+    assert_eq!(h.redrive_with(WEEK, HOUR_MS).await.queued, 1);
     let stored = h.stored("k").await.unwrap();
     assert_eq!((stored.status, stored.attempts), (Status::Queued, 2));
     let due_in = stored.due_at_ms.unwrap() - epoch_ms();
@@ -122,8 +110,8 @@ async fn a_still_failing_salesforce_backs_off_and_counts_attempts() {
         (15_000..=60_000).contains(&due_in),
         "second retry waits 30 to 60 s, got {due_in} ms"
     );
-    assert_eq!(redrive(&h, WEEK, 2 * HOUR_MS).await.queued, 1);
-    assert_eq!(redrive(&h, WEEK, 3 * HOUR_MS).await.synced, 1);
+    assert_eq!(h.redrive_with(WEEK, 2 * HOUR_MS).await.queued, 1);
+    assert_eq!(h.redrive_with(WEEK, 3 * HOUR_MS).await.synced, 1);
     assert_eq!(h.stored("k").await.unwrap().status, Status::Completed);
 }
 
@@ -136,7 +124,7 @@ async fn a_permanent_refusal_during_the_redrive_fails_the_event() {
         Fault::error(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", "rule").on_path("/sobjects/"),
     );
     assert_eq!(h.deliver("k", &invoices(1)[0]).await.label(), "queued");
-    assert_eq!(redrive(&h, WEEK, HOUR_MS).await.failed, 1);
+    assert_eq!(h.redrive_with(WEEK, HOUR_MS).await.failed, 1);
     let failed = h.app.store.parked(Status::Failed, None, 10).await.unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(
@@ -152,7 +140,7 @@ async fn past_its_maximum_age_an_event_is_dead_until_requeued() {
         .add_fault(Fault::error(503, "SERVER_UNAVAILABLE", "down").on_path("/sobjects/"));
     let body = events::body("subscription.started", "sub-1", Some(ACCOUNT), json!({}));
     assert_eq!(h.deliver("k", &body).await.label(), "queued");
-    let report = redrive(&h, Duration::from_secs(3600), 2 * HOUR_MS).await;
+    let report = h.redrive_with(Duration::from_secs(3600), 2 * HOUR_MS).await;
     assert_eq!((report.dead, report.synced), (1, 0), "{report:?}");
     assert_eq!(
         h.rest_calls(),
@@ -172,7 +160,9 @@ async fn past_its_maximum_age_an_event_is_dead_until_requeued() {
         "already queued"
     );
     assert_eq!(
-        redrive(&h, Duration::from_secs(3600), 60_000).await.synced,
+        h.redrive_with(Duration::from_secs(3600), 60_000)
+            .await
+            .synced,
         1
     );
     assert_eq!(
@@ -196,7 +186,7 @@ async fn overlapping_runs_process_each_event_once() {
     let runs: Vec<_> = (0..4)
         .map(|_| {
             let h = h.clone();
-            tokio::spawn(async move { redrive(&h, WEEK, HOUR_MS).await })
+            tokio::spawn(async move { h.redrive_with(WEEK, HOUR_MS).await })
         })
         .collect();
     let mut synced = 0;

@@ -1,23 +1,28 @@
 //! Measures the release-built function binaries as Lambda runs them: each under the kit's
-//! Lambda Runtime API emulator, with moto and the Salesforce stand-in behind metering
-//! proxies, beside a bare `lambda_http` hello-world. Prints init time, first-event and warm
-//! latency, the warm overhead beyond the emulators, peak RSS, and the Salesforce, token,
-//! DynamoDB and Secrets Manager requests per event.
+//! Lambda Runtime API emulator, with moto, the Salesforce stand-in and the Lago stand-in
+//! behind metering proxies, beside a bare `lambda_http` hello-world. Prints init time,
+//! first-event and warm latency, the warm overhead beyond the emulators, peak RSS, and the
+//! Salesforce, token, Lago, DynamoDB and Secrets Manager requests per event.
+//!
+//! With `--cost`, measures instead what each kind of event costs in requests, writes
+//! applied and refused, and sequential round trips (see cost.rs).
 //!
 //! Warm overhead beyond the emulators, per event: the function's round trip, minus the time
 //! moto and the stand-in spent on its requests (metered by the proxies, from a request
 //! received to its answer ready), minus the hello-world's round trip for the same event
 //! (the Runtime API emulator's own cost), minus what a bare HTTP client pays beyond the
-//! metered time for the same four exchanges through the same proxies (three `UpdateItem`s in
-//! moto, one request to the stand-in): the hops, and the wake-up after waiting on moto. What
-//! is left is the function's own work. The figure without that last subtraction is printed
+//! metered time for the same three exchanges through the same proxies (two `UpdateItem`s in
+//! moto, take and release, and one request to the stand-in): the hops, and the wake-up after
+//! waiting on moto. What is left is the function's own work. The figure without that last subtraction is printed
 //! too. Also printed: the CPU time the function process used per warm event (it uses none
 //! while it waits).
 //!
 //! Usage: `lambda-bench [--events N (500)] [--inits K (20)] [--env NAME=VALUE]...`, where
 //! `--env` adds a variable to the functions' environment (e.g. to try SSL_CERT_FILE);
-//! scripts/bench.sh builds and runs it.
+//! `lambda-bench --cost [--events N (10)] [--contended K (3)]`, which also needs the
+//! `redrive` binary. scripts/bench.sh builds and runs both (steps `lambda` and `cost`).
 
+mod cost;
 mod procfs;
 mod workload;
 
@@ -25,9 +30,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use lago_sync::store::REMEMBERED_DELIVERIES;
 use sync_testkit::apigw::{response, HttpEvent};
 use sync_testkit::events::{self, HMAC_KEY};
 use sync_testkit::lago::signed_headers;
+use sync_testkit::lago_standin::{Dataset, LagoStandin, API_KEY as LAGO_API_KEY};
 use sync_testkit::lambda::{Invocation, LambdaProcess};
 use sync_testkit::moto::{unique_name, Moto};
 use sync_testkit::standin::{Standin, StandinConfig};
@@ -45,6 +52,10 @@ const NO_WRITE_EVENTS: usize = 20;
 
 #[tokio::main]
 async fn main() {
+    if flag("--cost") {
+        cost::run(arg("--events", 10), arg("--contended", 3)).await;
+        return;
+    }
     let (events, inits) = (arg("--events", 500), arg("--inits", 20));
     let moto = Moto::shared().await;
     let backends = Backends::start(moto).await;
@@ -147,24 +158,32 @@ async fn measure(
         backends.tally().since(&before),
     ));
 
-    let no_write: [(&str, &str, EventOf); 4] = [
-        ("duplicate", "duplicate", |f, i| {
+    // A record remembers its last REMEMBERED_DELIVERIES deliveries (the customer function
+    // writes one Account for all its events): the duplicates are of the last written ones.
+    let duplicates = REMEMBERED_DELIVERIES.min(n);
+    let no_write: [(&str, &str, usize, EventOf); 4] = [
+        ("duplicate", "duplicate", n - duplicates, |f, i| {
             (format!("{}-written-{i}", f.route), f.written(i))
         }),
-        ("ignored (other family)", "ignored", |f, i| {
+        ("ignored (other family)", "ignored", 0, |f, i| {
             (format!("{}-ignored-{i}", f.route), f.foreign())
         }),
-        ("skipped (no Account)", "skipped", |f, i| {
+        ("skipped (no Account)", "skipped", 0, |f, i| {
             (format!("{}-unlinked-{i}", f.route), f.unlinked(i))
         }),
-        ("skipped (older state)", "skipped", |f, i| {
+        ("skipped (older state)", "skipped", 0, |f, i| {
             (format!("{}-older-{i}", f.route), f.older(i))
         }),
     ];
-    for (kind, label, event) in no_write {
+    for (kind, label, first, event) in no_write {
         let before = backends.tally();
         let mut latencies = Vec::new();
-        for i in 1..=NO_WRITE_EVENTS.min(n) {
+        let count = if label == "duplicate" {
+            duplicates
+        } else {
+            NO_WRITE_EVENTS.min(n)
+        };
+        for i in first + 1..=first + count {
             let (key, body) = event(f, i);
             let (status, answered) = deliver(&function, f.route, &key, &body).await;
             expect(&function, &status, label);
@@ -186,7 +205,7 @@ async fn measure(
         percentile(&runtime, 0.5)
     );
     println!(
-        "  a bare client's 4 exchanges beyond the emulators' metered time p50 {:.2} ms",
+        "  a bare client's 3 exchanges beyond the emulators' metered time p50 {:.2} ms",
         percentile(&hops, 0.5)
     );
     println!(
@@ -204,30 +223,34 @@ async fn measure(
         total.tokens
     );
     println!(
-        "  {:<24} {:>6} {:>8} {:>12} {:>7}  AWS requests/event",
-        "events", "n", "p50 ms", "Salesforce/ev", "tokens"
+        "  {:<24} {:>6} {:>8} {:>12} {:>7} {:>8}  AWS requests/event",
+        "events", "n", "p50 ms", "Salesforce/ev", "tokens", "Lago/ev"
     );
     for (kind, latencies, tally) in &kinds {
         let count = latencies.len() as f64;
         println!(
-            "  {kind:<24} {:>6} {:>8.2} {:>12.2} {:>7}  {}",
+            "  {kind:<24} {:>6} {:>8.2} {:>12.2} {:>7} {:>8.2}  {}",
             latencies.len(),
             percentile(latencies, 0.5),
             tally.salesforce as f64 / count,
             tally.tokens,
+            tally.lago as f64 / count,
             tally.aws_per_event(count)
         );
     }
 }
 
-/// A table and a secret in moto, and a Salesforce stand-in, each behind a metering proxy.
+/// A table and a secret in moto, a Salesforce stand-in and a Lago stand-in (for the
+/// lookups of customers without an Account), each behind a metering proxy.
 struct Backends {
     bare: BareClient,
     aws: MeteringProxy,
     salesforce: MeteringProxy,
+    lago_api: MeteringProxy,
     table: String,
     secret: String,
     standin: Standin,
+    lago: LagoStandin,
 }
 
 impl Backends {
@@ -241,13 +264,16 @@ impl Backends {
             ..StandinConfig::default()
         })
         .await;
+        let lago = LagoStandin::start(LAGO_API_KEY, Dataset::default()).await;
         Backends {
             bare: BareClient::start(),
             aws: MeteringProxy::start(moto.endpoint()).await,
             salesforce: MeteringProxy::start(&standin.url()).await,
+            lago_api: MeteringProxy::start(&lago.url()).await,
             table,
             secret,
             standin,
+            lago,
         }
     }
 
@@ -262,6 +288,7 @@ impl Backends {
                 ("IDEMPOTENCY_TABLE", self.table.clone()),
                 ("SALESFORCE_URL", self.salesforce.url.clone()),
                 ("SALESFORCE_API_VERSION", "62.0".to_owned()),
+                ("LAGO_API_URL", self.lago_api.url.clone()),
                 ("AWS_LAMBDA_LOG_LEVEL", "INFO".to_owned()),
             ]
             .map(|(name, value)| (name.to_owned(), value)),
@@ -274,14 +301,15 @@ impl Backends {
         Tally {
             salesforce: stats.rest_requests,
             tokens: stats.token_requests,
+            lago: self.lago.stats().requests,
             aws: self.aws.counts(),
         }
     }
 
-    /// A written event's exchanges made by the bare client through the same proxies: three
-    /// DynamoDB `UpdateItem`s (of a scratch item, unsigned, which moto accepts) and one
+    /// A written event's exchanges made by the bare client through the same proxies: two
+    /// DynamoDB `UpdateItem`s (of a scratch item, unsigned, which moto accepts) around one
     /// request to the stand-in. Returns their round trips minus the emulators' metered time
-    /// on them: the hops and wake-ups any client pays for these four exchanges.
+    /// on them: the hops and wake-ups any client pays for these three exchanges.
     async fn bare_client_hops(&self) -> Duration {
         let update = serde_json::json!({
             "TableName": self.table,
@@ -307,14 +335,14 @@ impl Backends {
         let metered = self.aws.baseline_busy() + self.salesforce.baseline_busy();
         let round_trips = self
             .bare
-            .exchange(vec![dynamodb(), dynamodb(), salesforce, dynamodb()])
+            .exchange(vec![dynamodb(), salesforce, dynamodb()])
             .await;
         round_trips - (self.aws.baseline_busy() + self.salesforce.baseline_busy() - metered)
     }
 
-    /// The time moto and the stand-in have spent on requests so far.
+    /// The time moto and the stand-ins have spent on requests so far.
     fn emulators_busy(&self) -> Duration {
-        self.aws.busy() + self.salesforce.busy()
+        self.aws.busy() + self.salesforce.busy() + self.lago_api.busy()
     }
 }
 
@@ -381,10 +409,12 @@ impl BareClient {
     }
 }
 
-/// Requests the backends received: Salesforce REST calls, token requests, AWS by operation.
+/// Requests the backends received: Salesforce REST calls, token requests, Lago API
+/// requests, AWS by operation.
 struct Tally {
     salesforce: u64,
     tokens: u64,
+    lago: u64,
     aws: Counts,
 }
 
@@ -399,6 +429,7 @@ impl Tally {
         Tally {
             salesforce: self.salesforce - before.salesforce,
             tokens: self.tokens - before.tokens,
+            lago: self.lago - before.lago,
             aws,
         }
     }
@@ -481,6 +512,11 @@ fn arg(name: &str, default: usize) -> usize {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("{name} takes a number")),
     }
+}
+
+/// Whether `name` is on the command line.
+fn flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
 }
 
 /// The `--env NAME=VALUE` options.
