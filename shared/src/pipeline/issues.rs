@@ -33,13 +33,7 @@ impl<S: Store> App<S> {
         plan: Option<&Plan>,
         opened: Opened<'_>,
     ) {
-        let what = IssueEvent {
-            key: event.key,
-            family: event.family,
-            webhook_type: event.webhook_type,
-            lago_id: plan.map(|p| p.lago_id.as_str()),
-            account: plan.and_then(Plan::account),
-        };
+        let what = issue_event(event.key, event.family, event.webhook_type, plan);
         self.write_issue(&what, &opened.state(), event.deadline)
             .await;
     }
@@ -57,25 +51,18 @@ impl<S: Store> App<S> {
             let envelope = Envelope::parse(body).ok()?;
             mapping::plan(family, &envelope).ok()
         });
-        let what = IssueEvent {
-            key: &stored.key,
-            family: &stored.family,
-            webhook_type: &stored.webhook_type,
-            lago_id: plan.as_ref().map(|p| p.lago_id.as_str()),
-            account: plan.as_ref().and_then(Plan::account),
-        };
+        let what = issue_event(
+            &stored.key,
+            &stored.family,
+            &stored.webhook_type,
+            plan.as_ref(),
+        );
         self.write_issue(&what, &opened.state(), deadline).await;
     }
 
     /// The event of `event`, which had an open issue, is completed.
     pub(super) async fn resolve_issue(&self, event: &Event<'_>, plan: Option<&Plan>) {
-        let what = IssueEvent {
-            key: event.key,
-            family: event.family,
-            webhook_type: event.webhook_type,
-            lago_id: plan.map(|p| p.lago_id.as_str()),
-            account: plan.and_then(Plan::account),
-        };
+        let what = issue_event(event.key, event.family, event.webhook_type, plan);
         let state = IssueState::Resolved {
             at_ms: clock::now_ms(),
         };
@@ -93,6 +80,22 @@ impl<S: Store> App<S> {
             Ok(_) => info!(status, "sync issue written"),
             Err(e) => warn!(status, error_code = %e.code, error = %e, "sync issue not written"),
         }
+    }
+}
+
+/// What the issue names: the event, and its Lago id and Account when it was mapped.
+fn issue_event<'a>(
+    key: &'a str,
+    family: &'a str,
+    webhook_type: &'a str,
+    plan: Option<&'a Plan>,
+) -> IssueEvent<'a> {
+    IssueEvent {
+        key,
+        family,
+        webhook_type,
+        lago_id: plan.map(|p| p.lago_id.as_str()),
+        account: plan.and_then(Plan::account),
     }
 }
 

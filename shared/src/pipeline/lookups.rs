@@ -114,17 +114,18 @@ impl<S: Store> App<S> {
     /// Maps the event. A customer known only through Lago's Salesforce integration is
     /// remembered from its own events; the other families use what was remembered, or
     /// read the customer from Lago before answering `skipped`.
+    /// `envelope` is `body` parsed, which the caller has done already.
     pub(super) async fn plan(
         &self,
         family: Family,
+        envelope: &Envelope<'_>,
         body: &[u8],
         deadline: Instant,
     ) -> Result<Plan, Unplanned> {
-        let envelope = Envelope::parse(body).map_err(|e| Unplanned::Invalid(e.to_string()))?;
-        let reason = match mapping::plan(family, &envelope) {
+        let reason = match mapping::plan(family, envelope) {
             Ok(plan) => {
                 if family == Family::Customer {
-                    self.remember_link(&envelope, &plan, deadline).await?;
+                    self.remember_link(envelope, &plan, deadline).await?;
                 }
                 return Ok(plan);
             }
@@ -138,6 +139,17 @@ impl<S: Store> App<S> {
         let linked = with_account(body, family, &account);
         let envelope = Envelope::parse(&linked).map_err(|e| Unplanned::Invalid(e.to_string()))?;
         Ok(mapping::plan(family, &envelope)?)
+    }
+
+    /// [`Self::plan`] of a stored or synthesized body, not parsed yet.
+    pub(super) async fn plan_body(
+        &self,
+        family: Family,
+        body: &[u8],
+        deadline: Instant,
+    ) -> Result<Plan, Unplanned> {
+        let envelope = Envelope::parse(body).map_err(|e| Unplanned::Invalid(e.to_string()))?;
+        self.plan(family, &envelope, body, deadline).await
     }
 
     async fn remember_link(

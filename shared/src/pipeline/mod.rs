@@ -162,7 +162,10 @@ impl<S: Store> App<S> {
             deadline: delivery.deadline,
             deadline_ms: delivery.deadline_epoch_ms,
         };
-        match self.plan(family, delivery.body, delivery.deadline).await {
+        match self
+            .plan(family, &envelope, delivery.body, delivery.deadline)
+            .await
+        {
             Ok(plan) => self.sync(&event, &plan).await,
             Err(Unplanned::Skipped(reason)) => Outcome::Skipped(reason),
             Err(Unplanned::Invalid(message)) => Outcome::Invalid(message),
@@ -195,7 +198,7 @@ impl<S: Store> App<S> {
             let e = MappingError::invalid("family", &stored.family, "not an event family");
             return self.store_unmappable(&event, &e).await;
         };
-        let plan = match self.plan(family, body, deadline).await {
+        let plan = match self.plan_body(family, body, deadline).await {
             Ok(plan) => plan,
             Err(Unplanned::Skipped(reason)) => {
                 return self

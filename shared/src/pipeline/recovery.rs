@@ -26,7 +26,7 @@ impl<S: Store> App<S> {
             Err(e) => return unavailable(e),
         };
         let plan = match &current {
-            Some(body) => match self.plan(family, body, deadline).await {
+            Some(body) => match self.plan_body(family, body, deadline).await {
                 Ok(plan) => Some(plan),
                 Err(Unplanned::Lookup(e)) => return unavailable(e),
                 Err(_) => None,
