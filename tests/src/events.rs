@@ -3,6 +3,8 @@
 
 use serde_json::{json, Value};
 
+use crate::standin::Standin;
+
 /// The Account the stand-in seeds by default.
 pub const ACCOUNT: &str = "001000000000001AAA";
 /// The HMAC key the tests sign with.
@@ -93,4 +95,21 @@ pub fn invoice_state(i: usize) -> Value {
         "payment_status": if i.is_multiple_of(2) { "pending" } else { "succeeded" },
         "total_amount_cents": 100_000 + i as i64,
     })
+}
+
+/// The body of the `i`-th [`invoice_state`] of invoice `lago_id`.
+pub fn invoice_state_body(lago_id: &str, i: usize) -> Vec<u8> {
+    body(
+        "invoice.payment_status_updated",
+        lago_id,
+        Some(ACCOUNT),
+        invoice_state(i),
+    )
+}
+
+/// Which [`invoice_state`] the stand-in's record of invoice `lago_id` holds.
+pub fn invoice_state_written(standin: &Standin, lago_id: &str) -> Option<usize> {
+    let record = standin.record_by("Lago_Invoice__c", "Lago_Id__c", lago_id)?;
+    let amount = record["Total_Amount__c"].as_f64()?;
+    Some(((amount * 100.0).round() as i64 - 100_000) as usize)
 }

@@ -314,19 +314,12 @@ const DYING_TIME_LEFT: Duration = Duration::from_secs(5);
 const SLOW_WRITE: Duration = Duration::from_millis(700);
 
 fn invoice(i: usize) -> Vec<u8> {
-    events::body(
-        "invoice.payment_status_updated",
-        INVOICE,
-        Some(ACCOUNT),
-        events::invoice_state(i),
-    )
+    events::invoice_state_body(INVOICE, i)
 }
 
 /// Which state Salesforce holds.
 fn written_state(standin: &Standin) -> Option<usize> {
-    let record = standin.record_by("Lago_Invoice__c", "Lago_Id__c", INVOICE)?;
-    let amount = record["Total_Amount__c"].as_f64()?;
-    Some(((amount * 100.0).round() as i64 - 100_000) as usize)
+    events::invoice_state_written(standin, INVOICE)
 }
 
 async fn deliver(app: &App<DynamoDbStore>, key: &str, body: &[u8], time_left: Duration) -> Outcome {

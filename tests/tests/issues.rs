@@ -30,6 +30,19 @@ fn is_utc_datetime(value: &Value) -> bool {
         .is_some_and(|v| v.len() == 20 && v.ends_with('Z') && v.as_bytes()[10] == b'T')
 }
 
+/// A delivery Salesforce refused once (its issue opened), requeued by the operator.
+async fn failed_then_requeued() -> Harness {
+    let h = Harness::start(Family::Invoice).await;
+    h.standin.add_fault(
+        Fault::error(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", "no")
+            .on_path(INVOICE_PATH)
+            .times(1),
+    );
+    assert_eq!(h.deliver("k", &invoice("inv-1")).await.label(), "failed");
+    assert!(h.app.store.requeue(&h.key("k"), epoch_ms()).await.unwrap());
+    h
+}
+
 #[tokio::test]
 async fn a_refused_event_opens_one_issue_with_one_call_and_its_redrive_resolves_it() {
     let h = Harness::start(Family::Invoice).await;
@@ -93,14 +106,7 @@ async fn a_refused_event_opens_one_issue_with_one_call_and_its_redrive_resolves_
 
 #[tokio::test]
 async fn a_requeued_event_resent_by_lago_resolves_its_issue() {
-    let h = Harness::start(Family::Invoice).await;
-    h.standin.add_fault(
-        Fault::error(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", "no")
-            .on_path(INVOICE_PATH)
-            .times(1),
-    );
-    assert_eq!(h.deliver("k", &invoice("inv-1")).await.label(), "failed");
-    assert!(h.app.store.requeue(&h.key("k"), epoch_ms()).await.unwrap());
+    let h = failed_then_requeued().await;
     assert_eq!(h.deliver("k", &invoice("inv-1")).await.label(), "synced");
     assert_eq!(h.rest_calls(), 4, "failure, issue, write, resolution");
     assert_eq!(issue(&h, "k").unwrap()["Status__c"], json!("resolved"));
@@ -108,14 +114,7 @@ async fn a_requeued_event_resent_by_lago_resolves_its_issue() {
 
 #[tokio::test]
 async fn an_issue_stays_open_through_a_transient_retry_until_the_event_syncs() {
-    let h = Harness::start(Family::Invoice).await;
-    h.standin.add_fault(
-        Fault::error(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", "no")
-            .on_path(INVOICE_PATH)
-            .times(1),
-    );
-    assert_eq!(h.deliver("k", &invoice("inv-1")).await.label(), "failed");
-    assert!(h.app.store.requeue(&h.key("k"), epoch_ms()).await.unwrap());
+    let h = failed_then_requeued().await;
     // The requeued retry meets an outage: queued again, the issue still open.
     h.standin.add_fault(
         Fault::error(503, "SERVER_UNAVAILABLE", "down")
