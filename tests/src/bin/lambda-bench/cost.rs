@@ -41,14 +41,12 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use lago_sync::store::REMEMBERED_DELIVERIES;
-use sync_testkit::events::{self, HMAC_KEY};
-use sync_testkit::lago_standin::{Dataset, LagoStandin, API_KEY as LAGO_API_KEY};
 use sync_testkit::lambda::{Invocation, LambdaProcess};
-use sync_testkit::moto::{unique_name, Moto};
-use sync_testkit::standin::{Fault, Standin, StandinConfig};
+use sync_testkit::moto::Moto;
+use sync_testkit::standin::Fault;
 
 use crate::workload::{lago_customer, lago_subscription, Function, BASE_EPOCH, FUNCTIONS};
-use crate::{bin, deliver, start};
+use crate::{bin, deliver, start, Emulators};
 
 /// How long the stand-in holds the first delivery's Salesforce write in the contended
 /// scenario: longer than the second delivery's waits (100 + 200 + 400 + 800 ms, each
@@ -170,7 +168,9 @@ async fn first_pass(
     let (mut unknown, mut remembered) = (Vec::new(), Vec::new());
     for j in 0..n {
         let customer = format!("bench-integration-{route}-{j}");
-        rig.lago.replace("customers", lago_customer(&customer));
+        rig.emulators
+            .lago
+            .replace("customers", lago_customer(&customer));
         let i = 3000 + 2 * j;
         let body = f.integration_linked(i, &customer, clock.tick());
         unknown.push(one.event(rig, &key(), &body).await);
@@ -204,7 +204,8 @@ async fn first_pass(
         let mut same = Vec::new();
         for j in 0..n {
             let (i, external_id) = (4000 + j, format!("bench-same-status-{j}"));
-            rig.lago
+            rig.emulators
+                .lago
                 .replace("subscriptions", lago_subscription(i, &external_id));
             let first = f.subscription_as(i, 0, &external_id);
             one.event(rig, &key(), &first).await.expect("synced", &one);
@@ -224,7 +225,7 @@ async fn first_pass(
     for j in 0..contended {
         let i = 5000 + 6 * j;
         let (first, second) = (f.state(i, 0, clock.tick()), f.later(i, clock.tick()));
-        rig.standin.add_fault(Fault::delay(SLOW_WRITE));
+        rig.emulators.standin.add_fault(Fault::delay(SLOW_WRITE));
         let mark = rig.log.len();
         let (k1, k2) = (key(), key());
         let holder = one.send(&k1, &first);
@@ -256,7 +257,7 @@ async fn queued(f: &Function, k: usize, rig: &Rig, one: &Sandbox, clock: &mut Cl
     let mut samples = Vec::new();
     for j in 0..k {
         let i = 6000 + 6 * j;
-        rig.standin.add_fault(Fault::error(
+        rig.emulators.standin.add_fault(Fault::error(
             503,
             "SERVER_UNAVAILABLE",
             "The server is temporarily unavailable",
@@ -333,31 +334,16 @@ async fn redrive_run(rig: &Rig, redrive: &Sandbox, what: &str) -> Vec<Row> {
 struct Rig {
     moto: &'static Moto,
     dynamodb: aws_sdk_dynamodb::Client,
-    table: String,
-    secret: String,
-    standin: Standin,
-    lago: LagoStandin,
+    emulators: Emulators,
     log: Log,
 }
 
 impl Rig {
     async fn start(moto: &'static Moto) -> Rig {
-        let (table, secret) = (unique_name("cost"), unique_name("cost"));
-        moto.create_table(&table).await;
-        moto.create_secret(&secret, &events::secret_json(HMAC_KEY))
-            .await;
-        let standin = Standin::start(StandinConfig {
-            api_limit: u64::from(u32::MAX),
-            ..StandinConfig::default()
-        })
-        .await;
         Rig {
             moto,
             dynamodb: moto.dynamodb().await,
-            table,
-            secret,
-            standin,
-            lago: LagoStandin::start(LAGO_API_KEY, Dataset::default()).await,
+            emulators: Emulators::start(moto, "cost").await,
             log: Log::default(),
         }
     }
@@ -365,22 +351,16 @@ impl Rig {
     /// Starts `binary` with taps of its own, tagged `tag`.
     async fn sandbox(&self, binary: &str, tag: &str) -> Sandbox {
         let aws = Tap::start(self.moto.endpoint(), Backend::Aws, tag, &self.log).await;
-        let salesforce = Tap::start(&self.standin.url(), Backend::Salesforce, tag, &self.log).await;
-        let lago = Tap::start(&self.lago.url(), Backend::Lago, tag, &self.log).await;
-        let mut env = self.moto.env();
-        env.extend(
-            [
-                ("AWS_ENDPOINT_URL_DYNAMODB", aws.clone()),
-                ("AWS_ENDPOINT_URL_SECRETS_MANAGER", aws),
-                ("SECRET_ID", self.secret.clone()),
-                ("IDEMPOTENCY_TABLE", self.table.clone()),
-                ("SALESFORCE_URL", salesforce),
-                ("SALESFORCE_API_VERSION", "62.0".to_owned()),
-                ("LAGO_API_URL", lago),
-                ("AWS_LAMBDA_LOG_LEVEL", "INFO".to_owned()),
-            ]
-            .map(|(name, value)| (name.to_owned(), value)),
-        );
+        let emulators = &self.emulators;
+        let salesforce = Tap::start(
+            &emulators.standin.url(),
+            Backend::Salesforce,
+            tag,
+            &self.log,
+        )
+        .await;
+        let lago = Tap::start(&emulators.lago.url(), Backend::Lago, tag, &self.log).await;
+        let env = emulators.function_env(self.moto, &aws, &salesforce, &lago);
         let (process, _) = start(&bin(binary), &env).await;
         Sandbox {
             process,
@@ -395,7 +375,7 @@ impl Rig {
         let item = self
             .dynamodb
             .get_item()
-            .table_name(&self.table)
+            .table_name(&self.emulators.table)
             .key("pk", AttributeValue::S(pk.to_owned()))
             .consistent_read(true)
             .send()
@@ -413,8 +393,8 @@ impl Rig {
                 .filter(|e| e.backend == backend && (e.op == "token") == token)
                 .count()
         };
-        let stats = self.standin.stats();
-        let lago = self.lago.stats();
+        let stats = self.emulators.standin.stats();
+        let lago = self.emulators.lago.stats();
         let refusals: Vec<&Exchange> = all.iter().filter(|e| e.refused()).collect();
         println!(
             "\ncross-check: Salesforce stand-in counted {} REST and {} token requests, the taps \

@@ -241,21 +241,17 @@ async fn measure(
 }
 
 /// A table and a secret in moto, a Salesforce stand-in and a Lago stand-in (for the
-/// lookups of customers without an Account), each behind a metering proxy.
-struct Backends {
-    bare: BareClient,
-    aws: MeteringProxy,
-    salesforce: MeteringProxy,
-    lago_api: MeteringProxy,
+/// lookups of customers without an Account): what both modes run the functions against.
+struct Emulators {
     table: String,
     secret: String,
     standin: Standin,
     lago: LagoStandin,
 }
 
-impl Backends {
-    async fn start(moto: &Moto) -> Backends {
-        let (table, secret) = (unique_name("bench"), unique_name("bench"));
+impl Emulators {
+    async fn start(moto: &Moto, prefix: &str) -> Emulators {
+        let (table, secret) = (unique_name(prefix), unique_name(prefix));
         moto.create_table(&table).await;
         moto.create_secret(&secret, &events::secret_json(HMAC_KEY))
             .await;
@@ -265,11 +261,7 @@ impl Backends {
         })
         .await;
         let lago = LagoStandin::start(LAGO_API_KEY, Dataset::default()).await;
-        Backends {
-            bare: BareClient::start(),
-            aws: MeteringProxy::start(moto.endpoint()).await,
-            salesforce: MeteringProxy::start(&standin.url()).await,
-            lago_api: MeteringProxy::start(&lago.url()).await,
+        Emulators {
             table,
             secret,
             standin,
@@ -277,31 +269,66 @@ impl Backends {
         }
     }
 
-    /// A function's environment, as template.yaml sets it, with the emulators behind the proxies.
-    fn function_env(&self, moto: &Moto) -> Vec<(String, String)> {
+    /// A function's environment, as template.yaml sets it, reaching AWS, Salesforce and
+    /// Lago at these URLs (the emulators', or proxies in front of them).
+    fn function_env(
+        &self,
+        moto: &Moto,
+        aws: &str,
+        salesforce: &str,
+        lago: &str,
+    ) -> Vec<(String, String)> {
         let mut env = moto.env();
         env.extend(
             [
-                ("AWS_ENDPOINT_URL_DYNAMODB", self.aws.url.clone()),
-                ("AWS_ENDPOINT_URL_SECRETS_MANAGER", self.aws.url.clone()),
+                ("AWS_ENDPOINT_URL_DYNAMODB", aws.to_owned()),
+                ("AWS_ENDPOINT_URL_SECRETS_MANAGER", aws.to_owned()),
                 ("SECRET_ID", self.secret.clone()),
                 ("IDEMPOTENCY_TABLE", self.table.clone()),
-                ("SALESFORCE_URL", self.salesforce.url.clone()),
+                ("SALESFORCE_URL", salesforce.to_owned()),
                 ("SALESFORCE_API_VERSION", "62.0".to_owned()),
-                ("LAGO_API_URL", self.lago_api.url.clone()),
+                ("LAGO_API_URL", lago.to_owned()),
                 ("AWS_LAMBDA_LOG_LEVEL", "INFO".to_owned()),
             ]
             .map(|(name, value)| (name.to_owned(), value)),
         );
         env
     }
+}
+
+/// The emulators, each behind a metering proxy.
+struct Backends {
+    bare: BareClient,
+    aws: MeteringProxy,
+    salesforce: MeteringProxy,
+    lago_api: MeteringProxy,
+    emulators: Emulators,
+}
+
+impl Backends {
+    async fn start(moto: &Moto) -> Backends {
+        let emulators = Emulators::start(moto, "bench").await;
+        Backends {
+            bare: BareClient::start(),
+            aws: MeteringProxy::start(moto.endpoint()).await,
+            salesforce: MeteringProxy::start(&emulators.standin.url()).await,
+            lago_api: MeteringProxy::start(&emulators.lago.url()).await,
+            emulators,
+        }
+    }
+
+    /// A function's environment, with the emulators behind the proxies.
+    fn function_env(&self, moto: &Moto) -> Vec<(String, String)> {
+        let (aws, salesforce, lago) = (&self.aws.url, &self.salesforce.url, &self.lago_api.url);
+        self.emulators.function_env(moto, aws, salesforce, lago)
+    }
 
     fn tally(&self) -> Tally {
-        let stats = self.standin.stats();
+        let stats = self.emulators.standin.stats();
         Tally {
             salesforce: stats.rest_requests,
             tokens: stats.token_requests,
-            lago: self.lago.stats().requests,
+            lago: self.emulators.lago.stats().requests,
             aws: self.aws.counts(),
         }
     }
@@ -312,7 +339,7 @@ impl Backends {
     /// on them: the hops and wake-ups any client pays for these three exchanges.
     async fn bare_client_hops(&self) -> Duration {
         let update = serde_json::json!({
-            "TableName": self.table,
+            "TableName": self.emulators.table,
             "Key": { "pk": { "S": "bench-baseline" } },
             "UpdateExpression": "SET #n = :n",
             "ExpressionAttributeNames": { "#n": "n" },
