@@ -1,4 +1,4 @@
-//! One batch (≤200 records of one object): map, ordering guard, one sObject Collections
+//! One batch (≤200 records of one object): map, record guard, one sObject Collections
 //! request, one more for credit notes whose invoice is missing, and the refused ones parked.
 
 use std::collections::HashMap;
@@ -195,7 +195,7 @@ impl<S: Store> Batch<'_, '_, S> {
                     record: &m.plan.record(),
                     delivery: &delivery_key(family, &unique),
                     body_sha256: &hash,
-                    version: m.plan.version(),
+                    version: m.plan.version,
                     family,
                     lago_ref: &m.plan.lago_ref,
                     now_ms: clock::now_ms(),
@@ -227,7 +227,7 @@ impl<S: Store> Batch<'_, '_, S> {
             let released = join_all(group.iter().map(|h| {
                 let release = match h.written {
                     true => Release::Written {
-                        version: h.mapped.plan.version(),
+                        version: h.mapped.plan.version,
                         now_ms: clock::now_ms(),
                     },
                     false => Release::Abandoned,
@@ -285,7 +285,7 @@ fn integration_link(item: &Value, plan: &Plan) -> Option<String> {
 /// when several Lago customers share an Account, the most recently updated one wins,
 /// as with the webhooks.
 fn newest_per_target(mapped: Vec<Mapped>, summary: &mut ObjectSummary) -> Vec<Mapped> {
-    let version = |m: &Mapped| m.plan.version();
+    let version = |m: &Mapped| m.plan.version;
     let mut kept: Vec<Mapped> = Vec::with_capacity(mapped.len());
     let mut index: HashMap<String, usize> = HashMap::new();
     for record in mapped {

@@ -4,7 +4,7 @@
 //! Objects go in the order Accounts, subscriptions, invoices, credit notes (invoices
 //! before credit notes, so that the credit notes' invoice links resolve). Each Lago page
 //! (1,000 records) is written in sObject Collections of 200, through the same mapping and
-//! the same ordering guard as the webhooks: a backfill beside live webhooks never
+//! the same record guard as the webhooks: a backfill beside live webhooks never
 //! overwrites a newer state. Progress is checkpointed after every collection; a run that
 //! stops (deadline, outage) resumes there. Refused records are stored as parked events,
 //! which `lago-sync list/redrive` and the redrive function handle like webhook events.

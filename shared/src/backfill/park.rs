@@ -5,7 +5,7 @@
 //! `{"webhook_type", "object_type", "<object_type>": <the Lago object>}`
 //! ([`crate::lago::as_webhook_body`], with [`Family::state_type`]). That is sound
 //! because the redrive (and `lago-sync redrive`) only ever re-maps a stored body with
-//! [`crate::mapping::plan`] and writes it through the ordering guard: a synthesized body
+//! [`crate::mapping::plan`] and writes it through the record guard: a synthesized body
 //! is mapped exactly like a received one, so `list`, `redrive` and the redrive function
 //! need nothing new, and a newer webhook state still wins.
 

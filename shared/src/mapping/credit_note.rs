@@ -51,8 +51,8 @@ pub(super) fn plan(note: &CreditNote) -> Result<Plan, MappingError> {
         note.credit_status.as_ref().map(|s| s.rank()),
         note.refund_status.as_ref().map(|s| s.rank()),
     );
-    let order = order_by_updated_at(OBJECT, lago_id, &note.updated_at, stage)?;
-    Ok(upsert(OBJECT, lago_id, record, reference, order))
+    let version = version_by_updated_at(&note.updated_at, stage)?;
+    Ok(upsert(OBJECT, lago_id, record, reference, version))
 }
 
 /// How the note's total splits: credited to the customer, refunded, and still available.

@@ -30,10 +30,7 @@ pub(super) fn plan(customer: &Customer) -> Result<Plan, MappingError> {
         )?;
     // Several Lago customers may share one Account, which shows the most recently
     // updated one: so the order is kept per Account, not per customer.
-    let order = updated_at_version(&customer.updated_at)?.map(|version| OrderStamp {
-        record: format!("Account/{account}"),
-        version,
-    });
+    let version = updated_at_version(&customer.updated_at)?;
     Ok(Plan {
         lago_id: lago_id.to_owned(),
         lago_ref: customer
@@ -46,6 +43,6 @@ pub(super) fn plan(customer: &Customer) -> Result<Plan, MappingError> {
             fields: record.0,
             reference: None,
         },
-        order,
+        version,
     })
 }

@@ -52,8 +52,8 @@ pub(super) fn plan(invoice: &Invoice) -> Result<Plan, MappingError> {
         invoice.status.as_ref().map(|s| s.rank()),
         invoice.payment_status.as_ref().map(|s| s.rank()),
     );
-    let order = order_by_updated_at(OBJECT, lago_id, &invoice.updated_at, stage)?;
-    Ok(upsert(OBJECT, lago_id, record, None, order))
+    let version = version_by_updated_at(&invoice.updated_at, stage)?;
+    Ok(upsert(OBJECT, lago_id, record, None, version))
 }
 
 /// Identity, statuses and links.

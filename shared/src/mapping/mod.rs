@@ -58,14 +58,6 @@ pub struct SalesforceWrite {
     pub reference: Option<Reference>,
 }
 
-/// Identifies the state an event carries, so that an older one never overwrites a newer
-/// one: `record` names the Salesforce record, `version` orders the states.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderStamp {
-    pub record: String,
-    pub version: i64,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub lago_id: String,
@@ -73,7 +65,9 @@ pub struct Plan {
     /// subscriptions, `lago_id` otherwise): how the redrive reads its current state.
     pub lago_ref: String,
     pub write: SalesforceWrite,
-    pub order: Option<OrderStamp>,
+    /// Orders the states of the record ([`Plan::record`]), so that an older one never
+    /// overwrites a newer one; `None` when the payload cannot order it.
+    pub version: Option<i64>,
 }
 
 impl Plan {
@@ -92,10 +86,6 @@ impl Plan {
             Target::Account { id } => Some(id),
             _ => self.write.fields.get("Account__c").and_then(Value::as_str),
         }
-    }
-
-    pub fn version(&self) -> Option<i64> {
-        self.order.as_ref().map(|o| o.version)
     }
 }
 
@@ -247,16 +237,11 @@ fn embedded_account(
 /// Orders by `updated_at` and, within one (Lago stamps whole seconds), by the lifecycle
 /// stage `stage` (below [`STAGES`]), so that `invoice.created` and an immediate
 /// `payment_status_updated` of the same second keep their order (contract §7.1).
-fn order_by_updated_at(
-    object: &str,
-    lago_id: &str,
+fn version_by_updated_at(
     updated_at: &Option<String>,
     stage: u8,
-) -> Result<Option<OrderStamp>, MappingError> {
-    Ok(updated_at_version(updated_at)?.map(|ms| OrderStamp {
-        record: format!("{object}/{lago_id}"),
-        version: ms * STAGES + i64::from(stage),
-    }))
+) -> Result<Option<i64>, MappingError> {
+    Ok(updated_at_version(updated_at)?.map(|ms| ms * STAGES + i64::from(stage)))
 }
 
 /// Room for the lifecycle stages of one `updated_at`.
@@ -272,7 +257,7 @@ fn upsert(
     lago_id: &str,
     record: Record,
     reference: Option<Reference>,
-    order: Option<OrderStamp>,
+    version: Option<i64>,
 ) -> Plan {
     Plan {
         lago_id: lago_id.to_owned(),
@@ -285,7 +270,7 @@ fn upsert(
             fields: record.0,
             reference,
         },
-        order,
+        version,
     }
 }
 

@@ -32,11 +32,8 @@ pub(super) fn plan(subscription: &Subscription) -> Result<Plan, MappingError> {
         .try_set_opt("Start_Date__c", start.map(|v| date_value("started_at", v)))?;
     end_dates(&mut record, subscription)?;
     // The serializer has no updated_at; the status only moves forward, so it orders.
-    let order = subscription.status.as_ref().map(|status| OrderStamp {
-        record: format!("{OBJECT}/{lago_id}"),
-        version: i64::from(status.rank()),
-    });
-    let mut plan = upsert(OBJECT, lago_id, record, None, order);
+    let version = subscription.status.as_ref().map(|s| i64::from(s.rank()));
+    let mut plan = upsert(OBJECT, lago_id, record, None, version);
     if let Some(external_id) = subscription
         .external_id
         .as_deref()

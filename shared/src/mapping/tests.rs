@@ -1,4 +1,5 @@
-//! Table tests: one envelope in, the exact Salesforce write and order stamp out.
+//! Table tests: one envelope in, the exact Salesforce write out, with the record and the
+//! version that order it.
 
 use serde_json::{json, Value};
 
@@ -344,7 +345,8 @@ fn objects_map_to_records() {
             case.name
         );
         assert_eq!(plan.write.target, case.target, "{}", case.name);
-        let order = plan.order.as_ref().map(|o| (o.record.as_str(), o.version));
+        let record = plan.record();
+        let order = plan.version.map(|version| (record.as_str(), version));
         assert_eq!(order, case.order, "{}", case.name);
     }
 }
@@ -498,7 +500,7 @@ fn states_of_one_second_order_by_lifecycle_stage() {
     for (family, states) in lifecycles {
         let versions: Vec<i64> = states
             .into_iter()
-            .map(|state| plan_of(family, state).unwrap().version().unwrap())
+            .map(|state| plan_of(family, state).unwrap().version.unwrap())
             .collect();
         assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
         // Still below the next second's earliest stage.
@@ -542,7 +544,7 @@ fn a_lost_dispute_maps_the_invoice_it_wraps() {
         );
         assert_eq!(plan.write.target, upsert("Lago_Invoice__c", "inv-d"));
         // Ordered like any invoice state: updated_at, then finalized (1) × 10 + succeeded (2).
-        assert_eq!(plan.order.unwrap().version, 174_349_440_000_012);
+        assert_eq!(plan.version.unwrap(), 174_349_440_000_012);
     }
     let malformed = json!({ "invoice": { "lago_id": 7 } });
     let err = invoice::dispute_lost_invoice(&malformed)

@@ -259,7 +259,7 @@ impl<S: Store> App<S> {
         };
         // A subscription's payload has no updated_at: when its status equals the written
         // one, nothing says which is newer, so Lago's current state is written (§7.1).
-        let same_status = lease.written.is_some() && lease.written == plan.version();
+        let same_status = lease.written.is_some() && lease.written == plan.version;
         if event.family == Family::Subscription.as_str() && same_status {
             let current = self
                 .current_subscription(event.body, event.webhook_type, plan, event.deadline)
@@ -287,7 +287,7 @@ impl<S: Store> App<S> {
         match written {
             Ok(report) => {
                 let release = Release::Written {
-                    version: plan.version(),
+                    version: plan.version,
                     now_ms: clock::now_ms(),
                 };
                 let waiting = self.let_go(event, lease, &release).await;
@@ -326,7 +326,7 @@ impl<S: Store> App<S> {
                 record: &record,
                 delivery: event.key,
                 body_sha256: &event.body_sha256,
-                version: plan.version(),
+                version: plan.version,
                 family: event.family,
                 lago_ref: &plan.lago_ref,
                 now_ms: clock::now_ms(),

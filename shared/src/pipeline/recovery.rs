@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use super::lookups::Unplanned;
 use super::{within, App, Event, LookupError, Outcome};
-use crate::mapping::Plan;
 use crate::store::{Lapsed, Release, Store, Taken};
 use crate::{clock, Family};
 
@@ -35,7 +34,7 @@ impl<S: Store> App<S> {
         };
         let left = deadline.saturating_duration_since(Instant::now());
         let (now_ms, lease_until_ms) = (clock::now_ms(), clock::now_ms() + left.as_millis() as i64);
-        let version = plan.as_ref().and_then(Plan::version);
+        let version = plan.as_ref().and_then(|plan| plan.version);
         let taken = within(
             deadline,
             self.store

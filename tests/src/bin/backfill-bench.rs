@@ -1,5 +1,5 @@
 //! Times a backfill of generated Lago data against the Lago and Salesforce stand-ins,
-//! with the ordering guard and checkpoints in DynamoDB (moto) or in memory, and prints
+//! with the record guard and checkpoints in DynamoDB (moto) or in memory, and prints
 //! wall time and the calls made. `scripts/backfill-bench.sh` runs it.
 //!
 //! ```text
