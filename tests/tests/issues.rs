@@ -169,7 +169,7 @@ async fn a_queued_event_is_no_issue_and_a_success_costs_one_call() {
         "queued events are retried, not issues"
     );
     // Its retry syncs: it never was an issue, so nothing to resolve.
-    let report = h.redrive_with(Duration::from_secs(3600), HOUR_MS).await;
+    let report = h.redrive_with(Duration::from_secs(3600), 10 * 60_000).await;
     assert_eq!(report.synced, 1, "{report:?}");
     assert_eq!(h.rest_calls(), 3);
     assert!(issue(&h, "k").is_none());
