@@ -1,5 +1,6 @@
 //! One batch (≤200 records of one object): map, record guard, one sObject Collections
-//! request, one more for credit notes whose invoice is missing, and the refused ones parked.
+//! request, one more for credit notes whose invoice is missing, one Composite request per
+//! 1,000 line items of the written invoices, and the refused ones parked.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,13 +16,17 @@ use super::summary::{ObjectSummary, SKIP_DRAFT, SKIP_NEWER, SKIP_NO_ACCOUNT};
 use super::{park, BackfillError, Run};
 use crate::lago::{as_webhook_body, Envelope};
 use crate::mapping::{self, MappingError, Plan, SalesforceWrite, Target};
-use crate::salesforce::SalesforceError;
+use crate::salesforce::{DetailOf, SalesforceError};
 use crate::store::{delivery_key, Lease, Release, Store, Take, Taken};
 use crate::{clock, Family};
 
 /// Record leases taken or let go at once: enough to hide DynamoDB's latency, few
 /// enough not to throttle a table in on-demand mode.
 const GUARD_CONCURRENCY: usize = 25;
+/// Invoices whose fees are read from Lago at once (its list does not embed them).
+const FEE_READS: usize = 8;
+/// Longest wait for one Lago read of an invoice's fees.
+const FEE_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for one Salesforce request when no deadline is given.
 const REQUEST_BUDGET: Duration = Duration::from_secs(120);
 /// A batch started just before `stop_at` may still use this much time.
@@ -56,6 +61,13 @@ impl<S: Store> Batch<'_, '_, S> {
         summary: &mut ObjectSummary,
     ) -> Result<(), BackfillError> {
         summary.read += items.len() as u64;
+        let with_fees;
+        let items = if self.family == Family::Invoice {
+            with_fees = self.with_fees(items).await?;
+            &with_fees[..]
+        } else {
+            items
+        };
         let mapped = self.map(items, summary);
         let mapped = newest_per_target(mapped, summary);
         if self.run.options.dry_run {
@@ -86,9 +98,11 @@ impl<S: Store> Batch<'_, '_, S> {
             .write_collection(&self.run.app.secrets, &writes, true, deadline)
             .await?;
         let mut unlinked = Vec::new();
+        let mut with_details = Vec::new();
         for (at, result) in results.into_iter().enumerate() {
             let plan = &held[at].mapped.plan;
             match result {
+                Ok(_) if plan.write.details.is_some() => with_details.push(at),
                 Ok(_) => {
                     held[at].written = true;
                     summary.written += 1;
@@ -101,6 +115,8 @@ impl<S: Store> Batch<'_, '_, S> {
                 Err(e) => self.failed(&held[at].mapped, &e, summary).await?,
             }
         }
+        self.send_details(held, &with_details, deadline, summary)
+            .await?;
         if unlinked.is_empty() {
             return Ok(());
         }
@@ -127,6 +143,95 @@ impl<S: Store> Batch<'_, '_, S> {
             }
         }
         Ok(())
+    }
+
+    /// The line items of the invoices just written, 1,000 per call. An invoice is written
+    /// once all its line items are; one refused line item stores the invoice as failed,
+    /// its version not advanced, so its redrive writes it again with every line item.
+    async fn send_details(
+        &self,
+        held: &mut [Held],
+        invoices: &[usize],
+        deadline: Instant,
+        summary: &mut ObjectSummary,
+    ) -> Result<(), BackfillError> {
+        let mut owners = Vec::new();
+        let mut details = Vec::new();
+        for &at in invoices {
+            let plan = &held[at].mapped.plan;
+            let Some(of) = &plan.write.details else {
+                continue;
+            };
+            for detail in &of.records {
+                owners.push(at);
+                details.push(DetailOf {
+                    details: of,
+                    master_lago_id: &plan.lago_id,
+                    detail,
+                });
+            }
+        }
+        let results = self
+            .run
+            .app
+            .salesforce
+            .write_details(&self.run.app.secrets, &details, deadline)
+            .await?;
+        let mut refused: HashMap<usize, SalesforceError> = HashMap::new();
+        for ((owner, detail), result) in owners.iter().zip(&details).zip(results) {
+            match result {
+                Ok(_) => summary.line_items_written += 1,
+                Err(e) => {
+                    let message = format!(
+                        "{} {}: {}",
+                        detail.details.object, detail.detail.lago_id, e.message
+                    );
+                    refused
+                        .entry(*owner)
+                        .or_insert(SalesforceError { message, ..e });
+                }
+            }
+        }
+        for &at in invoices {
+            match refused.remove(&at) {
+                Some(e) => self.failed(&held[at].mapped, &e, summary).await?,
+                None => {
+                    held[at].written = true;
+                    summary.written += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The listed invoices with their fees, read one by one from Lago (its list leaves
+    /// them out). Drafts are skipped by the mapping and need none.
+    async fn with_fees(&self, items: &[Value]) -> Result<Vec<Value>, BackfillError> {
+        let mut items = items.to_vec();
+        let wanted: Vec<usize> = (0..items.len())
+            .filter(|&at| items[at].get("status") != Some(&json!("draft")))
+            .filter(|&at| items[at]["lago_id"].is_string())
+            .collect();
+        for group in wanted.chunks(FEE_READS) {
+            let reads = join_all(group.iter().map(|&at| {
+                let lago_id = items[at]["lago_id"].as_str().unwrap_or_default().to_owned();
+                async move {
+                    self.run
+                        .lago
+                        .object(Family::Invoice, &lago_id, FEE_READ_TIMEOUT)
+                        .await
+                }
+            }))
+            .await;
+            for (&at, read) in group.iter().zip(reads) {
+                if let Some(fees) =
+                    read?.and_then(|mut invoice| invoice.get_mut("fees").map(Value::take))
+                {
+                    items[at]["fees"] = fees;
+                }
+            }
+        }
+        Ok(items)
     }
 
     /// Each record through the webhooks' own envelope and mapping, so the backfill writes

@@ -7,7 +7,7 @@ mod objects;
 mod values;
 
 pub use envelope::{as_webhook_body, Envelope, EnvelopeError};
-pub use objects::{CreditNote, Customer, IntegrationCustomer, Invoice, Subscription};
+pub use objects::{CreditNote, Customer, Fee, IntegrationCustomer, Invoice, Subscription};
 pub use values::{
     BillingTime, CreditNoteReason, CreditStatus, InvoiceStatus, InvoiceType, PaymentStatus,
     RefundStatus, SubscriptionStatus,

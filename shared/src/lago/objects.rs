@@ -85,6 +85,36 @@ pub struct Invoice {
     pub web_url: Option<String>,
     pub updated_at: Option<String>,
     pub customer: Option<Customer>,
+    /// Embedded by most invoice webhooks and by `GET /api/v1/invoices/{lago_id}`, not by
+    /// the invoice list; `None` when absent, which leaves the line items as they are.
+    pub fees: Option<Vec<Fee>>,
+}
+
+/// One fee of an invoice (lago-api `V1::FeeSerializer`): a line item in Salesforce.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Fee {
+    pub lago_id: Option<String>,
+    pub item: FeeItem,
+    /// A decimal string (`"0.32"`); some payloads send a number.
+    pub units: Option<serde_json::Value>,
+    pub amount_cents: Option<i64>,
+    pub taxes_amount_cents: Option<i64>,
+    pub total_amount_cents: Option<i64>,
+    pub amount_currency: Option<String>,
+    pub from_date: Option<String>,
+    pub to_date: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct FeeItem {
+    /// subscription, charge, add_on, credit, commitment, fixed_charge, or newer ones.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub code: Option<String>,
+    pub name: Option<String>,
+    pub invoice_display_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

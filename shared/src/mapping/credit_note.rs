@@ -94,6 +94,7 @@ pub fn invoice_link(lago_id: &str, invoice_lago_id: &str) -> SalesforceWrite {
         },
         fields: Map::new(),
         reference: Some(invoice_reference(invoice_lago_id)),
+        details: None,
     }
 }
 

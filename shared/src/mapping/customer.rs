@@ -42,6 +42,7 @@ pub(super) fn plan(customer: &Customer) -> Result<Plan, MappingError> {
             target: Target::Account { id: account },
             fields: record.0,
             reference: None,
+            details: None,
         },
         version,
     })

@@ -53,7 +53,9 @@ pub(super) fn plan(invoice: &Invoice) -> Result<Plan, MappingError> {
         invoice.payment_status.as_ref().map(|s| s.rank()),
     );
     let version = version_by_updated_at(&invoice.updated_at, stage)?;
-    Ok(upsert(OBJECT, lago_id, record, None, version))
+    let mut plan = upsert(OBJECT, lago_id, record, None, version);
+    plan.write.details = super::line_item::details(invoice)?;
+    Ok(plan)
 }
 
 /// Identity, statuses and links.

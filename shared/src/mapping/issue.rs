@@ -96,6 +96,7 @@ pub fn issue_write(event: &IssueEvent<'_>, state: &IssueState<'_>) -> Salesforce
         },
         fields,
         reference: None,
+        details: None,
     }
 }
 

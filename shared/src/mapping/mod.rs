@@ -8,6 +8,7 @@ mod credit_note;
 mod customer;
 mod invoice;
 mod issue;
+mod line_item;
 mod subscription;
 pub mod values;
 
@@ -20,6 +21,7 @@ use crate::Family;
 pub use account::account_id;
 pub use credit_note::invoice_link;
 pub use issue::{issue_write, IssueEvent, IssueState, ISSUE_KEY_FIELD, ISSUE_OBJECT};
+pub use line_item::OBJECT as LINE_ITEM_OBJECT;
 
 /// Salesforce's external-id field on the three custom objects.
 pub const LAGO_ID_FIELD: &str = "Lago_Id__c";
@@ -56,6 +58,26 @@ pub struct SalesforceWrite {
     pub target: Target,
     pub fields: Map<String, Value>,
     pub reference: Option<Reference>,
+    /// Records written in the same call, under this one (an invoice's line items).
+    pub details: Option<Details>,
+}
+
+/// Detail records of a master-detail relationship, each upserted by `Lago_Id__c` with
+/// its master field set to the written record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Details {
+    pub object: &'static str,
+    /// The master-detail field, which takes the master's Salesforce id.
+    pub master_field: &'static str,
+    /// Its relationship name, which takes the master's `Lago_Id__c` instead.
+    pub master_relationship: &'static str,
+    pub records: Vec<Detail>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detail {
+    pub lago_id: String,
+    pub fields: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -269,6 +291,7 @@ fn upsert(
             },
             fields: record.0,
             reference,
+            details: None,
         },
         version,
     }

@@ -126,7 +126,7 @@ fn objects_map_to_records() {
                 "total_amount_cents": 123456, "total_due_amount_cents": 23457, "currency": "USD", "file_url": null,
                 "web_url": "https://app.getlago.com/acme/customer/c-1/invoice/inv-1/overview",
                 "voided_at": "2025-03-21T01:00:00+02:00",
-                "updated_at": "2025-03-01T10:15:02Z", "customer": customer(), "fees": [{"amount_cents": 1}],
+                "updated_at": "2025-03-01T10:15:02Z", "customer": customer(), "fees": [{"lago_id": "fee-1", "amount_cents": 1}],
             }),
             fields: json!({
                 "Name": "ACME-2025-001", "Account__c": ACCOUNT, "Number__c": "ACME-2025-001",
@@ -568,4 +568,151 @@ fn a_lost_dispute_envelope_maps_as_its_invoice() {
     assert!(Family::Invoice.writes(&envelope.webhook_type));
     let plan = plan(Family::Invoice, &envelope).unwrap();
     assert_eq!(Value::Object(plan.write.fields), dispute_lost_fields());
+}
+
+fn invoice_with_fees(status: &str, fees: Value) -> Value {
+    json!({ "lago_id": "inv-1", "status": status, "currency": "EUR", "customer": customer(), "fees": fees })
+}
+
+/// One fee as lago-api's `V1::FeeSerializer` sends it, with the keys the mapping ignores.
+fn fee(lago_id: &str) -> Value {
+    json!({
+        "lago_id": lago_id, "lago_charge_id": "ch-1", "lago_invoice_id": "inv-1",
+        "item": { "type": "charge", "code": "api_calls", "name": "API calls",
+                  "invoice_display_name": "API calls (EU)", "lago_item_id": "bm-1", "item_type": "BillableMetric" },
+        "amount_cents": 1250, "amount_currency": "EUR", "precise_amount": "12.5",
+        "taxes_amount_cents": 250, "taxes_rate": 20.0, "total_amount_cents": 1500,
+        "total_amount_currency": "EUR", "units": "1250.000125", "events_count": 3,
+        "from_date": "2025-02-01T00:00:00Z", "to_date": "2025-02-28T23:59:59Z",
+        "amount_details": { "graduated_ranges": [] },
+    })
+}
+
+#[test]
+fn fees_map_to_line_items() {
+    let cases = [
+        (
+            "every field, the display name first, units as the same decimal",
+            fee("fee-1"),
+            json!({
+                "Name": "API calls (EU)", "Item_Type__c": "charge", "Item_Code__c": "api_calls",
+                "Item_Name__c": "API calls", "Units__c": dec("1250.000125"),
+                "Amount__c": dec("12.50"), "Taxes_Amount__c": dec("2.50"), "Total_Amount__c": dec("15.00"),
+                "Currency__c": "EUR", "From_Date__c": "2025-02-01", "To_Date__c": "2025-02-28",
+            }),
+        ),
+        (
+            "no display name: the item's name; the invoice's currency and exponent; nulls left out",
+            json!({ "lago_id": "fee-2", "item": { "type": "fixed_charge", "name": "Seats", "invoice_display_name": null },
+                    "amount_cents": 700, "amount_currency": null, "units": 7, "from_date": null }),
+            json!({
+                "Name": "Seats", "Item_Type__c": "fixed_charge", "Item_Name__c": "Seats",
+                "Units__c": 7, "Amount__c": dec("7.00"), "Currency__c": "EUR",
+            }),
+        ),
+        (
+            "an unknown item type is kept, a long name cut to 80, JPY has no decimals",
+            json!({ "lago_id": "fee-3", "item": { "type": "usage_credit", "name": "x".repeat(90) },
+                    "amount_cents": 1200, "amount_currency": "JPY" }),
+            json!({
+                "Name": "x".repeat(80), "Item_Type__c": "usage_credit", "Item_Name__c": "x".repeat(90),
+                "Amount__c": 1200, "Currency__c": "JPY",
+            }),
+        ),
+        (
+            "nothing but the id: the id names it",
+            json!({ "lago_id": "fee-4" }),
+            json!({ "Name": "fee-4", "Currency__c": "EUR" }),
+        ),
+    ];
+    for (name, fee, fields) in cases {
+        let plan = plan_of(
+            Family::Invoice,
+            invoice_with_fees("finalized", json!([fee])),
+        )
+        .unwrap();
+        let details = plan.write.details.expect(name);
+        assert_eq!(
+            (
+                details.object,
+                details.master_field,
+                details.master_relationship
+            ),
+            ("Lago_Invoice_Line_Item__c", "Invoice__c", "Invoice__r"),
+            "{name}"
+        );
+        assert_eq!(details.records.len(), 1, "{name}");
+        assert_eq!(
+            Value::Object(details.records[0].fields.clone()),
+            fields,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn line_items_are_written_only_for_fees_lago_no_longer_recomputes() {
+    let details = |status: &str, fees: Value| {
+        plan_of(Family::Invoice, invoice_with_fees(status, fees))
+            .unwrap()
+            .write
+            .details
+            .map(|d| {
+                d.records
+                    .iter()
+                    .map(|r| r.lago_id.clone())
+                    .collect::<Vec<_>>()
+            })
+    };
+    let two = json!([fee("a"), fee("b")]);
+    assert_eq!(
+        details("finalized", two.clone()),
+        Some(vec!["a".into(), "b".into()])
+    );
+    assert_eq!(
+        details("voided", two.clone()),
+        Some(vec!["a".into(), "b".into()])
+    );
+    // A draft's fees are deleted and recreated under new ids at refresh and finalization.
+    assert_eq!(details("draft", two.clone()), None);
+    assert_eq!(details("pending", two), None);
+    // No fees in the payload (or none at all) leaves the line items as they are.
+    assert_eq!(details("finalized", json!(null)), None);
+    assert_eq!(details("finalized", json!([])), None);
+    // One fee twice would make Salesforce refuse the whole collection.
+    assert_eq!(
+        details("finalized", json!([fee("a"), fee("a")])),
+        Some(vec!["a".into()])
+    );
+    let without_fees = plan_of(
+        Family::Invoice,
+        json!({ "lago_id": "i", "status": "finalized", "customer": customer() }),
+    );
+    assert_eq!(without_fees.unwrap().write.details, None);
+}
+
+#[test]
+fn a_fee_that_cannot_be_mapped_says_which() {
+    let cases = [
+        (json!({ "item": { "name": "no id" } }), "fees[].lago_id"),
+        (json!({ "lago_id": "f", "units": "twelve" }), "fees[].units"),
+        (json!({ "lago_id": "f", "units": [1] }), "fees[].units"),
+        (
+            json!({ "lago_id": "f", "from_date": "soon" }),
+            "fees[].from_date",
+        ),
+        (
+            json!({ "lago_id": "f", "amount_cents": 1, "amount_currency": "euros" }),
+            "ISO 4217",
+        ),
+    ];
+    for (fee, expected) in cases {
+        let err = plan_of(
+            Family::Invoice,
+            invoice_with_fees("finalized", json!([fee.clone()])),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(expected), "{fee}: {err}");
+    }
 }

@@ -198,7 +198,20 @@ impl<S: Store> App<S> {
             let e = MappingError::invalid("family", &stored.family, "not an event family");
             return self.store_unmappable(&event, &e).await;
         };
-        let plan = match self.plan_body(family, body, deadline).await {
+        let current;
+        let planned_body = match stored::lago_id_of_omitted_fees(family, body) {
+            Some(lago_id) => match self.current_state(family, &lago_id, deadline).await {
+                Ok(Some(state)) => {
+                    current = state;
+                    &current[..]
+                }
+                // Gone from Lago: what was kept is all there is.
+                Ok(None) => body,
+                Err(e) => return self.store_failed(&event, None, "", None, e.into()).await,
+            },
+            None => body,
+        };
+        let plan = match self.plan_body(family, planned_body, deadline).await {
             Ok(plan) => plan,
             Err(Unplanned::Skipped(reason)) => {
                 return self

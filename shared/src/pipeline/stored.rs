@@ -7,10 +7,10 @@ use serde_json::{Map, Value};
 use tracing::info;
 
 use super::{answer, finishing, within, App, Event, Failure, Opened, Outcome};
-use crate::clock;
 use crate::mapping::{MappingError, Plan};
 use crate::salesforce::Class;
-use crate::store::{Lease, Park, Release, Status, Store, StoreError};
+use crate::store::{compressed, Lease, Park, Release, Status, Store, StoreError, MAX_STORED_BODY};
+use crate::{clock, Family};
 
 /// A delivery stored because its record stayed busy is due again this soon.
 const BUSY_RETRY_MS: i64 = 5_000;
@@ -149,16 +149,16 @@ impl<S: Store> App<S> {
     }
 }
 
-/// Bodies above this size are stored slimmed: a DynamoDB item holds 400 KB, compressed
-/// body included, and Lago invoices with thousands of fees go past it.
-const STORED_BODY_LIMIT: usize = 200 * 1024;
-
-/// The body to store for a retry: as received, or, when large, only what the mapping
-/// reads — the envelope's type fields and the object without arrays (but the Salesforce
-/// links in `integration_customers`) and without long values. The retry is not verified
-/// again, so the stored body need not be the signed one.
+/// The body to store for a retry: as received when it fits the store
+/// ([`MAX_STORED_BODY`] compressed), else only what the mapping reads — the envelope's
+/// type fields, the object without other arrays (but the Salesforce links in
+/// `integration_customers`) and long values, and the fees' mapped fields. Fees too many
+/// even for that are left out and the object marked [`FEES_OMITTED`]: its retry writes
+/// Lago's current invoice, which has them. The retry is not verified again, so the stored
+/// body need not be the signed one.
 fn storable(body: &[u8]) -> Cow<'_, [u8]> {
-    if body.len() <= STORED_BODY_LIMIT {
+    let fits = |b: &[u8]| compressed(b).len() <= MAX_STORED_BODY;
+    if fits(body) {
         return Cow::Borrowed(body);
     }
     let Ok(Value::Object(envelope)) = serde_json::from_slice::<Value>(body) else {
@@ -170,14 +170,52 @@ fn storable(body: &[u8]) -> Cow<'_, [u8]> {
             kept.insert(key.to_owned(), value.clone());
         }
     }
-    if let Some(object_type) = envelope.get("object_type").and_then(Value::as_str) {
-        if let Some(object) = envelope.get(object_type) {
-            kept.insert(object_type.to_owned(), slim(object));
-        }
+    let Some(object_type) = envelope.get("object_type").and_then(Value::as_str) else {
+        return Cow::Borrowed(body);
+    };
+    let object = envelope.get(object_type).map(slim).unwrap_or_default();
+    kept.insert(object_type.to_owned(), object);
+    let with_fees = serde_json::to_vec(&kept).expect("a JSON value serialises");
+    if fits(&with_fees) {
+        return Cow::Owned(with_fees);
     }
-    Cow::Owned(serde_json::to_vec(&Value::Object(kept)).expect("a JSON value serialises"))
+    if let Some(Value::Object(invoice)) = kept.get_mut(object_type).map(invoice_in) {
+        invoice.remove("fees");
+        invoice.insert(FEES_OMITTED.to_owned(), Value::Bool(true));
+    }
+    Cow::Owned(serde_json::to_vec(&kept).expect("a JSON value serialises"))
 }
 
+/// Marks a stored invoice whose fees did not fit the store.
+const FEES_OMITTED: &str = "lago_sync_fees_omitted";
+
+/// The invoice of a stored body stored without its fees, which its retry reads from
+/// Lago's API: the stored state, or a newer one, with every fee.
+pub(super) fn lago_id_of_omitted_fees(family: Family, body: &[u8]) -> Option<String> {
+    if family != Family::Invoice {
+        return None;
+    }
+    let mut envelope: Value = serde_json::from_slice(body).ok()?;
+    let object_type = envelope.get("object_type")?.as_str()?.to_owned();
+    let invoice = invoice_in(envelope.get_mut(&object_type)?);
+    if invoice.get(FEES_OMITTED) != Some(&Value::Bool(true)) {
+        return None;
+    }
+    invoice.get("lago_id")?.as_str().map(str::to_owned)
+}
+
+/// The invoice of a stored object: the object, or the `invoice` that
+/// `invoice.payment_dispute_lost` nests in its own object.
+fn invoice_in(object: &mut Value) -> &mut Value {
+    if object.get("invoice").is_some_and(Value::is_object) {
+        &mut object["invoice"]
+    } else {
+        object
+    }
+}
+
+/// What a stored object (or the customer or invoice it embeds) keeps: no arrays but the
+/// fees and the integration links, no long values.
 fn slim(object: &Value) -> Value {
     const LONG: usize = 4096;
     let Value::Object(fields) = object else {
@@ -186,13 +224,37 @@ fn slim(object: &Value) -> Value {
     let kept = fields
         .iter()
         .filter_map(|(name, value)| match (name.as_str(), value) {
-            ("customer", _) => Some((name.clone(), slim(value))),
+            ("customer" | "invoice", _) => Some((name.clone(), slim(value))),
             ("integration_customers", _) => Some((name.clone(), value.clone())),
+            ("fees", Value::Array(fees)) => Some((name.clone(), fees.iter().map(fee).collect())),
             (_, Value::Array(_)) => None,
             _ if value.to_string().len() > LONG => None,
             _ => Some((name.clone(), value.clone())),
         });
     Value::Object(kept.collect())
+}
+
+/// A fee reduced to what its line item is mapped from.
+fn fee(fee: &Value) -> Value {
+    const MAPPED: &[&str] = &[
+        "lago_id",
+        "units",
+        "amount_cents",
+        "taxes_amount_cents",
+        "total_amount_cents",
+        "amount_currency",
+        "from_date",
+        "to_date",
+    ];
+    const ITEM: &[&str] = &["type", "code", "name", "invoice_display_name"];
+    let pick = |from: &Value, keys: &[&str]| -> Map<String, Value> {
+        keys.iter()
+            .filter_map(|k| from.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+            .collect()
+    };
+    let mut kept = pick(fee, MAPPED);
+    kept.insert("item".to_owned(), Value::Object(pick(&fee["item"], ITEM)));
+    Value::Object(kept)
 }
 
 /// Exponential backoff with jitter for queued events: 30 s, 1 min, 2 min, … capped at

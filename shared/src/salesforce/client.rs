@@ -32,6 +32,9 @@ pub struct WriteReport {
 pub struct SalesforceClient {
     http: reqwest::Client,
     token_url: String,
+    /// `/services/data/vXX.X`: the root of the REST resources, which composite
+    /// subrequests name without the host.
+    data_path: String,
     data_url: String,
     session: SessionCache,
     api_calls: AtomicU64,
@@ -45,10 +48,12 @@ impl SalesforceClient {
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .expect("the TLS backend initialises");
+        let data_path = format!("/services/data/v{api_version}");
         SalesforceClient {
             http,
             token_url: format!("{base_url}/services/oauth2/token"),
-            data_url: format!("{base_url}/services/data/v{api_version}"),
+            data_url: format!("{base_url}{data_path}"),
+            data_path,
             session: SessionCache::default(),
             api_calls: AtomicU64::new(0),
             credentials_refused: AtomicU64::new(0),
@@ -75,7 +80,13 @@ impl SalesforceClient {
         write: &SalesforceWrite,
         deadline: Instant,
     ) -> Result<WriteReport, SalesforceError> {
-        let url = self.record_url(&write.target);
+        // Details never come with a reference: the mapping gives line items to invoices only.
+        if let Some(details) = write.details.as_ref().filter(|d| !d.records.is_empty()) {
+            return self
+                .write_with_details(secrets, write, details, deadline)
+                .await;
+        }
+        let url = format!("{}{}", self.data_url, self.record_path(&write.target));
         let Some(reference) = &write.reference else {
             return self
                 .patch(secrets, &url, &write.fields, deadline)
@@ -113,23 +124,19 @@ impl SalesforceClient {
         }
     }
 
-    fn record_url(&self, target: &Target) -> String {
+    /// The record's resource, below [`Self::data_path`].
+    pub(super) fn record_path(&self, target: &Target) -> String {
         match target {
-            Target::Account { id } => format!("{}/sobjects/Account/{id}", self.data_url),
+            Target::Account { id } => format!("/sobjects/Account/{id}"),
             Target::Upsert { object, lago_id } => format!(
-                "{}/sobjects/{object}/{LAGO_ID_FIELD}/{}",
-                self.data_url,
+                "/sobjects/{object}/{LAGO_ID_FIELD}/{}",
                 urlencoding::encode(lago_id)
             ),
             Target::UpsertBy {
                 object,
                 field,
                 value,
-            } => format!(
-                "{}/sobjects/{object}/{field}/{}",
-                self.data_url,
-                urlencoding::encode(value)
-            ),
+            } => format!("/sobjects/{object}/{field}/{}", urlencoding::encode(value)),
         }
     }
 
@@ -285,6 +292,10 @@ impl SalesforceClient {
 
     pub(super) fn data_url(&self) -> &str {
         &self.data_url
+    }
+
+    pub(super) fn data_path(&self) -> &str {
+        &self.data_path
     }
 
     pub(super) fn count_call(&self) {

@@ -171,7 +171,10 @@ fn collection_record(
 }
 
 /// `[{"id","success","created","errors":[{"statusCode","message","fields"}]}]`.
-fn parse_results(body: &[u8], expected: usize) -> Result<Vec<RecordResult>, SalesforceError> {
+pub(super) fn parse_results(
+    body: &[u8],
+    expected: usize,
+) -> Result<Vec<RecordResult>, SalesforceError> {
     let malformed = || {
         SalesforceError::new(
             None,

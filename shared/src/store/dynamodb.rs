@@ -3,7 +3,7 @@
 //! changes under its mutex.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
-use flate2::{read::GzDecoder, write::GzEncoder, Compression};
+use flate2::read::GzDecoder;
 
 use super::schema::{DUE_AT, EXPIRES_AT, KEY, PARKED};
 use super::*;
@@ -550,7 +550,10 @@ impl EventQueue for DynamoDbStore {
             .expression_attribute_values(":family", s(p.family))
             .expression_attribute_values(":type", s(p.webhook_type))
             .expression_attribute_values(":hash", s(p.body_sha256))
-            .expression_attribute_values(":body", AttributeValue::B(Blob::new(gzip(p.body))))
+            .expression_attribute_values(
+                ":body",
+                AttributeValue::B(Blob::new(super::compressed(p.body))),
+            )
             .expression_attribute_values(":code", s(p.error_code))
             .expression_attribute_values(":message", s(p.error_message))
             .expression_attribute_values(":zero", n(0))
@@ -861,16 +864,6 @@ fn names(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .iter()
         .map(|(alias, name)| (alias.to_string(), name.to_string()))
         .collect()
-}
-
-/// Lago invoices with many fees run to hundreds of kilobytes; compressed JSON stays far
-/// below DynamoDB's 400 KB item limit.
-fn gzip(body: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-    encoder
-        .write_all(body)
-        .expect("writing to memory cannot fail");
-    encoder.finish().expect("writing to memory cannot fail")
 }
 
 fn gunzip(data: &[u8]) -> Result<Vec<u8>, StoreError> {

@@ -34,6 +34,22 @@ pub const RETENTION_SECS: i64 = 30 * 24 * 3600;
 /// `duplicate` (older ones are answered `skipped`, also without a Salesforce call).
 pub const REMEMBERED_DELIVERIES: usize = 8;
 
+/// The most a stored event's body may take, compressed as it is stored: a DynamoDB item
+/// holds 400 KB, the event's other attributes included.
+pub const MAX_STORED_BODY: usize = 300 * 1024;
+
+/// A body as the store keeps it: gzip. Lago invoices with thousands of fees run to
+/// megabytes of JSON, which compresses about tenfold.
+pub fn compressed(body: &[u8]) -> Vec<u8> {
+    use flate2::{write::GzEncoder, Compression};
+    use std::io::Write;
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder
+        .write_all(body)
+        .expect("writing to memory cannot fail");
+    encoder.finish().expect("writing to memory cannot fail")
+}
+
 /// How a record remembers a written delivery: by its unique key alone (the record implies
 /// the family of `delivery#<family>#<key>`) and the first 64 bits of its body's SHA-256.
 /// Eight of them keep a record item under 1 KB, DynamoDB's unit of write cost.
