@@ -2,7 +2,7 @@
 #
 # SAM runs `make --makefile <this file> build-<LogicalId>` once per function, with
 # ARTIFACTS_DIR=.aws-sam/build/<LogicalId>. Every build-* target runs the SAME
-# `cargo lambda build` of the five function packages, in this workspace and with its own
+# `cargo lambda build` of the function packages, in this workspace and with its own
 # target directory. The first target compiles the dependency tree (AWS SDK and all) once;
 # for the other three cargo finds everything fresh, so they only collect their binary.
 #
@@ -29,7 +29,7 @@ CARGO_LAMBDA_FLAGS ?=
 
 # The deployable packages: NOT the whole workspace, whose test kit (tests/) has binaries and
 # dependencies of its own that must neither be cross-compiled nor unified into the functions.
-FUNCTION_PACKAGES := customer-webhook subscription-webhook invoice-webhook credit-note-webhook redrive backfill
+FUNCTION_PACKAGES := customer-webhook subscription-webhook invoice-webhook credit-note-webhook redrive backfill salesforce-account
 CARGO_LAMBDA_BUILD = $(CARGO) lambda build --release $(CARGO_LAMBDA_TARGET) $(CARGO_LAMBDA_FLAGS) \
 	$(addprefix --package ,$(FUNCTION_PACKAGES))
 
@@ -54,7 +54,7 @@ define sam-build
 	chmod 755 "$(ARTIFACTS_DIR)/bootstrap"
 endef
 
-.PHONY: build-CustomerFunction build-SubscriptionFunction build-InvoiceFunction build-CreditNoteFunction build-RedriveFunction build-BackfillFunction
+.PHONY: build-CustomerFunction build-SubscriptionFunction build-InvoiceFunction build-CreditNoteFunction build-RedriveFunction build-BackfillFunction build-SalesforceAccountFunction
 build-CustomerFunction:
 	$(call sam-build,customer-webhook)
 build-SubscriptionFunction:
@@ -67,6 +67,8 @@ build-RedriveFunction:
 	$(call sam-build,redrive)
 build-BackfillFunction:
 	$(call sam-build,backfill)
+build-SalesforceAccountFunction:
+	$(call sam-build,salesforce-account)
 
 # Not used by SAM: the same build into target/lambda/<binary>/bootstrap.
 .PHONY: lambda

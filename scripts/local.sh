@@ -3,8 +3,9 @@
 # secret created), the Salesforce stand-in (or a real org when SALESFORCE_URL,
 # SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET are set), the Lago API stand-in, which
 # the functions ask what a payload does not tell (or a real Lago when LAGO_API_URL and
-# LAGO_API_KEY are set), and the four functions behind `cargo lambda watch`. Prints the
-# webhook URLs and the HMAC key; Ctrl-C stops all.
+# LAGO_API_KEY are set), and the functions behind `cargo lambda watch`: the four webhook
+# functions and the outbound-message one ("Bill with Lago"). Prints their URLs and the HMAC
+# key; Ctrl-C stops all.
 #
 # Ports: MOTO_PORT (5000), STANDIN_PORT (8788), LAGO_PORT (8789), INVOKE_PORT (9000).
 set -euo pipefail
@@ -19,6 +20,9 @@ standin_port="${STANDIN_PORT:-8788}"
 lago_port="${LAGO_PORT:-8789}"
 invoke_port="${INVOKE_PORT:-9000}"
 hmac_key="${LAGO_HMAC_KEY:-local-hmac-key-5f1c2d3e-4b5a-6978}"
+# "Bill with Lago": the outbound messages' path token and org (samples/ uses both).
+outbound_token="${SALESFORCE_OUTBOUND_TOKEN:-local-outbound-token-7d2e9a41c85b6f30}"
+org_id="${SALESFORCE_ORG_ID:-00D000000000001AAA}"
 table="lago-salesforce-sync-local"
 secret="lago-salesforce-sync-local"
 logs="$root/.local/logs"
@@ -89,12 +93,13 @@ fi
 
 # The table with the schema of template.yaml, and the secret of contract §2.
 "$target_dir/debug/lago-sync" --table "$table" create-table
-"$venv/bin/python" - "$secret" "$hmac_key" "$SALESFORCE_CLIENT_ID" "$SALESFORCE_CLIENT_SECRET" "$LAGO_API_KEY" <<'PY'
+"$venv/bin/python" - "$secret" "$hmac_key" "$SALESFORCE_CLIENT_ID" "$SALESFORCE_CLIENT_SECRET" "$LAGO_API_KEY" "$outbound_token" <<'PY'
 import json, sys
 import boto3
-secret, hmac_key, client_id, client_secret, lago_api_key = sys.argv[1:]
+secret, hmac_key, client_id, client_secret, lago_api_key, outbound_token = sys.argv[1:]
 value = json.dumps({"lago_hmac_key": hmac_key, "salesforce_client_id": client_id,
-                    "salesforce_client_secret": client_secret, "lago_api_key": lago_api_key})
+                    "salesforce_client_secret": client_secret, "lago_api_key": lago_api_key,
+                    "salesforce_outbound_token": outbound_token})
 sm = boto3.client("secretsmanager")
 try:
     sm.create_secret(Name=secret, SecretString=value)
@@ -105,7 +110,7 @@ PY
 cargo lambda watch --invoke-port "$invoke_port" \
   --env-var "SECRET_ID=$secret" --env-var "IDEMPOTENCY_TABLE=$table" \
   --env-var "SALESFORCE_URL=$SALESFORCE_URL" --env-var "SALESFORCE_API_VERSION=${SALESFORCE_API_VERSION:-62.0}" \
-  --env-var "LAGO_API_URL=$LAGO_API_URL" \
+  --env-var "LAGO_API_URL=$LAGO_API_URL" --env-var "SALESFORCE_ORG_ID=$org_id" \
   --env-var "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL" --env-var "AWS_REGION=$AWS_REGION" \
   --env-var "AWS_ACCESS_KEY_ID=testing" --env-var "AWS_SECRET_ACCESS_KEY=testing" --env-var "RUST_LOG=${RUST_LOG:-info}" \
   >"$logs/functions.log" 2>&1 &
@@ -120,12 +125,16 @@ lago-salesforce-sync is running locally.
     http://localhost:$invoke_port/lambda-url/subscription-webhook/
     http://localhost:$invoke_port/lambda-url/invoice-webhook/
     http://localhost:$invoke_port/lambda-url/credit-note-webhook/
+  Salesforce outbound messages ("Bill with Lago", org $org_id):
+    http://localhost:$invoke_port/lambda-url/salesforce-account/$outbound_token
   HMAC key: $hmac_key
   Target: $target
   Lago API: $LAGO_API_URL
   AWS emulator: $AWS_ENDPOINT_URL (table $table, secret $secret)
   Logs: $logs
   Try:  scripts/send-webhook.py http://localhost:$invoke_port/lambda-url/invoice-webhook/ --type invoice.created
+        curl -s -H 'Content-Type: text/xml' --data-binary @samples/salesforce-account.outbound.xml \
+          http://localhost:$invoke_port/lambda-url/salesforce-account/$outbound_token
   Stored events (queued, failed, dead), with the emulator's settings:
     AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing $target_dir/debug/lago-sync --table $table list
 Ctrl-C stops everything.

@@ -83,6 +83,17 @@ fn print_summary(summary: &Summary) {
         for (reason, count) in &o.skipped {
             println!("skipped  {:<12} {count:>6}  {reason}", o.object);
         }
+        if o.line_items_written > 0 {
+            let verb = if summary.dry_run {
+                "would write"
+            } else {
+                "written"
+            };
+            println!(
+                "{verb:<8} {:<12} {:>6}  line items with them",
+                o.object, o.line_items_written
+            );
+        }
         if o.links_dropped > 0 {
             println!(
                 "written  {:<12} {:>6}  without their invoice link (invoice not in Salesforce)",

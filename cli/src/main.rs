@@ -1,9 +1,12 @@
 //! `lago-sync`: the operator's view of the event table, against the deployed table or a
 //! local emulator (standard AWS settings apply, e.g. AWS_PROFILE, AWS_REGION,
-//! AWS_ENDPOINT_URL); and the set-up commands: check, setup-webhooks, backfill.
+//! AWS_ENDPOINT_URL); and the set-up commands: check, setup-webhooks, backfill,
+//! salesforce-metadata, push-accounts.
 
 mod backfill;
 mod check;
+mod push_accounts;
+mod salesforce_metadata;
 mod setup;
 mod webhooks;
 
@@ -88,6 +91,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Render the Salesforce metadata to deploy: a copy of the DX project whose outbound
+    /// message (Bill with Lago) is sent as the integration user to
+    /// <base-url>/salesforce/accounts/<the secret's salesforce_outbound_token>.
+    SalesforceMetadata(salesforce_metadata::Args),
+    /// Push every Account flagged "Bill with Lago" that is not synced to Lago, as its
+    /// outbound message would: for Accounts flagged before the deploy, or after an outage
+    /// longer than Salesforce's 24 hours of retries. Safe to run again.
+    PushAccounts {
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Failed or dead events, named or filtered.
@@ -158,6 +173,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             };
             return backfill::run(args).await;
         }
+        Command::SalesforceMetadata(args) => return salesforce_metadata::run(args).await,
+        Command::PushAccounts { json } => return push_accounts::run(json).await,
         _ => {}
     }
     if let Command::RunRedrive = cli.command {
@@ -220,7 +237,9 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         | Command::CreateTable
         | Command::Check
         | Command::SetupWebhooks { .. }
-        | Command::Backfill { .. } => unreachable!("handled above"),
+        | Command::Backfill { .. }
+        | Command::SalesforceMetadata(_)
+        | Command::PushAccounts { .. } => unreachable!("handled above"),
     }
 }
 

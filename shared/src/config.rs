@@ -20,6 +20,9 @@ pub struct Config {
     pub lago_api_url: String,
     /// How long the redrive retries a queued event before it becomes dead.
     pub redrive_max_age: Duration,
+    /// The org whose outbound messages the `salesforce-account` function accepts
+    /// (contract §8); the other functions do without.
+    pub salesforce_org_id: Option<String>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -74,7 +77,23 @@ impl Config {
                     reason: format!("expected a whole number of hours, got {hours:?}"),
                 })?,
         };
+        let salesforce_org_id = get("SALESFORCE_ORG_ID")
+            .map(|id| {
+                let well_formed = matches!(id.len(), 15 | 18)
+                    && id.starts_with("00D")
+                    && id.bytes().all(|b| b.is_ascii_alphanumeric());
+                well_formed
+                    .then_some(id.clone())
+                    .ok_or(ConfigError::Malformed {
+                        name: "SALESFORCE_ORG_ID",
+                        reason: format!(
+                            "expected a 15- or 18-character org id starting 00D, got {id:?}"
+                        ),
+                    })
+            })
+            .transpose()?;
         Ok(Config {
+            salesforce_org_id,
             secret_id: required("SECRET_ID")?,
             idempotency_table: required("IDEMPOTENCY_TABLE")?,
             salesforce_url,

@@ -15,10 +15,10 @@ use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV
 use lambda_http::http::{header::CONTENT_TYPE, HeaderMap, HeaderValue};
 use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
 use lambda_http::Body;
-use tracing::{error, Instrument};
+use tracing::{error, info, Instrument, Span};
 
 use crate::config::Config;
-use crate::pipeline::{App, Delivery, LagoReader, Outcome};
+use crate::pipeline::{App, Delivery, LagoReader, OutboundAnswer, OutboundRequest, Outcome};
 use crate::salesforce::SalesforceClient;
 use crate::secrets::SecretCache;
 use crate::store::{DynamoDbStore, Store};
@@ -49,6 +49,81 @@ pub fn run_redrive() -> Result<(), lambda_http::Error> {
         }))
         .await
     })
+}
+
+/// The whole `main` of the `salesforce-account` function: Salesforce's outbound messages
+/// (`POST /salesforce/accounts/{token}`, contract §8).
+pub fn run_outbound() -> Result<(), lambda_http::Error> {
+    on_one_thread(async move {
+        let (app, config) = start().await?;
+        let org_id = config.salesforce_org_id.clone().ok_or_else(|| {
+            let e = crate::config::ConfigError::Missing("SALESFORCE_ORG_ID");
+            error!(error = %e, "invalid configuration");
+            e
+        })?;
+        lambda_runtime::run(service_fn(|event| answer_outbound(&app, &org_id, event))).await
+    })
+}
+
+pub async fn answer_outbound<S: Store>(
+    app: &App<S>,
+    org_id: &str,
+    event: LambdaEvent<ApiGatewayV2httpRequest>,
+) -> Result<ApiGatewayV2httpResponse, Infallible> {
+    let (request, context) = event.into_parts();
+    // The path holds the token: only the route's name is logged, never the path.
+    let span = tracing::info_span!(
+        "outbound",
+        request_id = %context.request_id,
+        family = crate::outbound::FAMILY,
+        delivery_id = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        api_usage = tracing::field::Empty,
+    );
+    let answer = async {
+        let body = match raw_body(&request) {
+            Ok(body) => body,
+            Err(_) => return OutboundAnswer::refused(400, "the body is marked base64 but is not"),
+        };
+        let deadline_epoch_ms = effective_deadline(context.deadline);
+        let outbound = OutboundRequest {
+            token: path_token(&request),
+            body: &body,
+            org_id,
+            deadline: clock::instant_at(deadline_epoch_ms),
+        };
+        let answer = app.handle_outbound(&outbound).await;
+        Span::current().record("outcome", answer.status);
+        info!(
+            status = answer.status,
+            notifications = answer.outcomes.len(),
+            "outbound message answered"
+        );
+        answer
+    }
+    .instrument(span)
+    .await;
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = i64::from(answer.status);
+    response.headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(crate::outbound::soap::CONTENT_TYPE),
+    );
+    response.body = Some(Body::Text(answer.body));
+    Ok(response)
+}
+
+/// `{token}` of the route; behind a function URL (`cargo lambda watch`), which has no path
+/// parameters, the path's last segment.
+fn path_token(request: &ApiGatewayV2httpRequest) -> &str {
+    match request.path_parameters.get("token") {
+        Some(token) => token,
+        None => request
+            .raw_path
+            .as_deref()
+            .and_then(|path| path.trim_end_matches('/').rsplit('/').next())
+            .unwrap_or_default(),
+    }
 }
 
 /// A function serves one event at a time and spends it waiting on I/O: one thread serves it

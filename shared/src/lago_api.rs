@@ -337,6 +337,19 @@ impl LagoApi {
         }
     }
 
+    /// `POST /api/v1/customers`: Lago's upsert by `external_id`, which sets only the keys
+    /// sent (salesforce-to-lago.md §3). Answers the customer as Lago now holds it.
+    pub async fn upsert_customer(
+        &self,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<Value, LagoApiError> {
+        let path = "customers";
+        let request = self.http.post(self.url(path)).json(body);
+        let (status, bytes) = self.exchange(request, path, timeout).await?;
+        answer(status, &bytes, path)
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}/{path}", self.base)
     }
@@ -400,11 +413,14 @@ fn answer(status: u16, bytes: &[u8], path: &str) -> Result<Value, LagoApiError> 
         200..=299 => serde_json::from_slice(bytes).map_err(|e| malformed(path, e.to_string())),
         401 => Err(LagoApiError::Unauthorized),
         _ => {
-            let message = serde_json::from_slice::<Value>(bytes)
-                .ok()
-                .and_then(|v| {
-                    v.get("error")
-                        .or_else(|| v.get("code"))
+            let body = serde_json::from_slice::<Value>(bytes).ok();
+            let message = body
+                .as_ref()
+                .and_then(validation_errors)
+                .or_else(|| {
+                    body.as_ref()?
+                        .get("error")
+                        .or_else(|| body.as_ref()?.get("code"))
                         .and_then(Value::as_str)
                         .map(str::to_owned)
                 })
@@ -416,6 +432,23 @@ fn answer(status: u16, bytes: &[u8], path: &str) -> Result<Value, LagoApiError> 
             })
         }
     }
+}
+
+/// Lago's 422 `{"code": "validation_errors", "error_details": {"currency":
+/// ["value_is_invalid"]}}` as `currency: value_is_invalid`, what was refused and why.
+fn validation_errors(body: &Value) -> Option<String> {
+    let details = body.get("error_details")?.as_object()?;
+    let refused: Vec<String> = details
+        .iter()
+        .map(|(field, codes)| match codes {
+            Value::Array(codes) => {
+                let codes: Vec<&str> = codes.iter().filter_map(Value::as_str).collect();
+                format!("{field}: {}", codes.join(", "))
+            }
+            other => format!("{field}: {other}"),
+        })
+        .collect();
+    (!refused.is_empty()).then(|| refused.join("; "))
 }
 
 /// `<collection>/<id>`, the id percent-encoded as one path segment.

@@ -19,6 +19,7 @@ pub mod family;
 pub mod lago;
 pub mod lago_api;
 pub mod mapping;
+pub mod outbound;
 pub mod pipeline;
 pub mod redrive;
 pub mod salesforce;

@@ -26,6 +26,9 @@ pub struct Secrets {
     pub lago_api_key: Option<String>,
     pub salesforce_client_id: String,
     pub salesforce_client_secret: String,
+    /// The last path segment of the outbound-message endpoint that Salesforce calls
+    /// (`POST /salesforce/accounts/{token}`, contract §8); without it that route answers 401.
+    pub salesforce_outbound_token: Option<String>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -61,6 +64,7 @@ impl Secrets {
         Ok(Secrets {
             lago_hmac_key: required("lago_hmac_key")?,
             lago_api_key: field("lago_api_key")?,
+            salesforce_outbound_token: field("salesforce_outbound_token")?,
             salesforce_client_id: required("salesforce_client_id")?,
             salesforce_client_secret: required("salesforce_client_secret")?,
         })

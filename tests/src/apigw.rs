@@ -1,4 +1,5 @@
-//! API Gateway HTTP API (payload format 2.0) events for the `POST /webhooks/<family>` routes,
+//! API Gateway HTTP API (payload format 2.0) events for the `POST /webhooks/<family>` routes
+//! and the outbound messages' `POST /salesforce/accounts/{token}`,
 //! shaped as API Gateway sends them, and a reader for what `lambda_http` answers.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -18,8 +19,11 @@ const SOURCE_IP: &str = "203.0.113.10";
 /// A webhook request as it reaches the function through API Gateway.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpEvent {
-    /// Request path, also the route (the routes have no parameters), e.g. `/webhooks/customer`.
+    /// Request path, e.g. `/webhooks/customer`.
     pub path: String,
+    /// The route's path, the same as `path` but for a route with parameters.
+    pub route: String,
+    pub path_parameters: Vec<(String, String)>,
     /// Headers in the order sent; names are lowercased and repeats joined in [`Self::to_json`].
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -31,10 +35,36 @@ pub struct HttpEvent {
 impl HttpEvent {
     /// `POST /webhooks/<family>` with no headers and an empty body.
     pub fn webhook(family: &str) -> HttpEvent {
+        let path = format!("/webhooks/{family}");
         HttpEvent {
-            path: format!("/webhooks/{family}"),
+            route: path.clone(),
+            path,
+            path_parameters: Vec::new(),
             headers: Vec::new(),
             body: Vec::new(),
+            base64: false,
+        }
+    }
+
+    /// `POST /salesforce/accounts/{token}`, as Salesforce sends an outbound message
+    /// (Apache HttpClient, SOAP, an empty SOAPAction).
+    pub fn outbound(token: &str, body: &str) -> HttpEvent {
+        HttpEvent {
+            path: format!("/salesforce/accounts/{token}"),
+            route: "/salesforce/accounts/{token}".to_owned(),
+            path_parameters: vec![("token".to_owned(), token.to_owned())],
+            headers: vec![
+                (
+                    "content-type".to_owned(),
+                    "text/xml; charset=utf-8".to_owned(),
+                ),
+                ("soapaction".to_owned(), "\"\"".to_owned()),
+                (
+                    "user-agent".to_owned(),
+                    "Jakarta Commons-HttpClient/3.1".to_owned(),
+                ),
+            ],
+            body: body.as_bytes().to_vec(),
             base64: false,
         }
     }
@@ -62,7 +92,7 @@ impl HttpEvent {
     /// The event JSON. Headers API Gateway adds itself (host, content-length, x-forwarded-*,
     /// x-amzn-trace-id) are filled in unless the test set them.
     pub fn to_json(&self) -> Value {
-        let route_key = format!("POST {}", self.path);
+        let route_key = format!("POST {}", self.route);
         let domain = format!("{API_ID}.execute-api.{REGION}.amazonaws.com");
         let now = OffsetDateTime::now_utc();
         let headers = self.joined_headers(&domain, now);
@@ -72,7 +102,7 @@ impl HttpEvent {
         } else {
             String::from_utf8_lossy(&self.body).into_owned()
         };
-        json!({
+        let mut event = json!({
             "version": "2.0",
             "routeKey": route_key,
             "rawPath": self.path,
@@ -102,7 +132,16 @@ impl HttpEvent {
             },
             "body": body,
             "isBase64Encoded": self.base64,
-        })
+        });
+        if !self.path_parameters.is_empty() {
+            let parameters: Map<String, Value> = self
+                .path_parameters
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            event["pathParameters"] = Value::Object(parameters);
+        }
+        event
     }
 
     /// Lowercased names, repeats joined with "," (format 2.0 has no multi-value headers).

@@ -10,6 +10,11 @@ pub const ACCOUNT: &str = "001000000000001AAA";
 /// The HMAC key the tests sign with.
 pub const HMAC_KEY: &str = "5f1c2d3e-4b5a-6978-8a9b-0c1d2e3f4a5b";
 
+/// The outbound messages' path token of the test secret.
+pub const OUTBOUND_TOKEN: &str = "outbound-token-never-logged-3b9f";
+/// The org the outbound messages come from (`SALESFORCE_ORG_ID`).
+pub const ORG_ID: &str = "00D000000000001AAA";
+
 /// The secret JSON of contract §2 for a Salesforce stand-in with default credentials.
 pub fn secret_json(hmac_key: &str) -> String {
     json!({
@@ -17,8 +22,53 @@ pub fn secret_json(hmac_key: &str) -> String {
         "lago_api_key": "lago-api-key-never-logged",
         "salesforce_client_id": "local-client-id",
         "salesforce_client_secret": "local-client-secret",
+        "salesforce_outbound_token": OUTBOUND_TOKEN,
     })
     .to_string()
+}
+
+/// An outbound message from org `org` with one notification per `(notification id,
+/// Account fields)`, as Salesforce sends it (SOAP API Developer Guide, "Outbound
+/// Messaging WSDL").
+pub fn outbound_message(org: &str, notifications: &[(&str, Value)]) -> String {
+    let escape = |text: &str| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let items: String = notifications
+        .iter()
+        .map(|(id, fields)| {
+            let fields: String = fields
+                .as_object()
+                .expect("an object of Account fields")
+                .iter()
+                .map(|(name, value)| match value {
+                    Value::Null => format!(r#"<sf:{name} xsi:nil="true"/>"#),
+                    Value::String(text) => format!("<sf:{name}>{}</sf:{name}>", escape(text)),
+                    other => format!("<sf:{name}>{other}</sf:{name}>"),
+                })
+                .collect();
+            format!(
+                r#"<Notification><Id>{id}</Id><sObject xsi:type="sf:Account" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">{fields}</sObject></Notification>"#
+            )
+        })
+        .collect();
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><notifications xmlns="http://soap.sforce.com/2005/09/outbound"><OrganizationId>{org}</OrganizationId><ActionId>04k000000000001AAA</ActionId><SessionId xsi:nil="true"/><EnterpriseUrl>https://acme.my.salesforce.com/services/Soap/c/62.0/00D000000000001</EnterpriseUrl><PartnerUrl>https://acme.my.salesforce.com/services/Soap/u/62.0/00D000000000001</PartnerUrl>{items}</notifications></soapenv:Body></soapenv:Envelope>"#
+    )
+}
+
+/// An Account flagged "Bill with Lago", as the outbound message `Lago_Customer` sends it,
+/// last modified at `stamp` (`2026-12-02T07:30:00.000Z`).
+pub fn flagged_account(id: &str, name: &str, stamp: &str) -> Value {
+    json!({
+        "Id": id, "SystemModstamp": stamp, "Name": name, "Lago_Sync__c": "true",
+        "Lago_Billing_Email__c": "billing@acme.test", "Lago_Currency__c": "EUR",
+        "Lago_Tax_Identification_Number__c": "FR12345678901", "BillingStreet": "1 rue de la Paix",
+        "BillingCity": "Paris", "BillingPostalCode": "75002", "BillingCountry": "FR",
+        "Phone": null, "Website": "https://acme.test",
+    })
 }
 
 pub fn customer_object(account: Option<&str>) -> Value {
@@ -72,6 +122,28 @@ pub fn object(object_type: &str, lago_id: &str, account: Option<&str>, overrides
         }
     }
     object
+}
+
+/// `n` fees of invoice `invoice` as lago-api's `V1::FeeSerializer` sends them (a charge
+/// per metric, in USD), with ids `<invoice>-fee-<i>`.
+pub fn fees(invoice: &str, n: usize) -> Value {
+    (0..n)
+        .map(|i| {
+            json!({
+                "lago_id": format!("{invoice}-fee-{i:05}"), "lago_charge_id": "ch-1",
+                "lago_invoice_id": invoice, "lago_subscription_id": "sub-1",
+                "item": { "type": "charge", "code": format!("metric_{i}"), "name": format!("Metric {i}"),
+                          "invoice_display_name": null, "lago_item_id": "bm-1", "item_type": "BillableMetric" },
+                "amount_cents": 100 + i as i64, "amount_currency": "USD", "precise_amount": "1.0",
+                "taxes_amount_cents": 20, "taxes_rate": 20.0, "total_amount_cents": 120 + i as i64,
+                "total_amount_currency": "USD", "units": format!("{i}.5"), "events_count": 3,
+                "pay_in_advance": false, "invoiceable": true,
+                "from_date": "2025-02-01T00:00:00Z", "to_date": "2025-02-28T23:59:59Z",
+                "payment_status": "pending", "created_at": "2025-03-01T10:00:00Z",
+                "amount_details": { "graduated_ranges": [], "free_units": "0.0", "paid_units": format!("{i}.5") },
+            })
+        })
+        .collect()
 }
 
 /// A complete webhook body, serialised once: the tests sign these exact bytes.

@@ -18,6 +18,8 @@ pub struct FunctionStack {
     pub route: &'static str,
     /// The secret's name in moto, for rotation tests.
     pub secret: String,
+    /// The table's name in moto, for a redrive over what the function stored.
+    pub table: String,
 }
 
 impl FunctionStack {
@@ -38,7 +40,7 @@ impl FunctionStack {
         let mut env = moto.env();
         env.extend([
             ("SECRET_ID".to_owned(), secret.clone()),
-            ("IDEMPOTENCY_TABLE".to_owned(), table),
+            ("IDEMPOTENCY_TABLE".to_owned(), table.clone()),
             ("SALESFORCE_URL".to_owned(), standin.url()),
             ("SALESFORCE_API_VERSION".to_owned(), "62.0".to_owned()),
             ("LAGO_API_URL".to_owned(), lago.url()),
@@ -54,6 +56,7 @@ impl FunctionStack {
             lago,
             route,
             secret,
+            table,
         }
     }
 

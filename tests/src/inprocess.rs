@@ -7,7 +7,7 @@ use lago_sync::pipeline::{App, Delivery, LagoReader, Outcome};
 use lago_sync::redrive::{run_at, Report};
 use lago_sync::salesforce::SalesforceClient;
 use lago_sync::secrets::{MemorySecret, SecretCache, Secrets};
-use lago_sync::store::{delivery_key, EventQueue, MemoryStore, StoredDelivery};
+use lago_sync::store::{delivery_key, MemoryStore, Store, StoredDelivery};
 use lago_sync::Family;
 use serde_json::Value;
 
@@ -16,10 +16,11 @@ use crate::lago::sign;
 use crate::lago_standin::{Dataset, LagoStandin, API_KEY as LAGO_API_KEY};
 use crate::standin::{Standin, StandinConfig};
 
-/// Answers webhooks as `family`'s function would.
-pub struct Harness {
+/// Answers webhooks as `family`'s function would, with the in-memory store unless a test
+/// gives another ([`Harness::start_with`]).
+pub struct Harness<S = MemoryStore> {
     pub family: Family,
-    pub app: App<MemoryStore>,
+    pub app: App<S>,
     pub standin: Standin,
     /// Lago's API, for what the pipeline reads there (empty until a test fills it).
     pub lago: LagoStandin,
@@ -29,6 +30,12 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(family: Family) -> Harness {
+        Harness::start_with(family, MemoryStore::new()).await
+    }
+}
+
+impl<S: Store> Harness<S> {
+    pub async fn start_with(family: Family, store: S) -> Harness<S> {
         let standin = Standin::start(StandinConfig::default()).await;
         let secrets =
             Secrets::parse(&events::secret_json(HMAC_KEY)).expect("the test secret parses");
@@ -36,7 +43,7 @@ impl Harness {
         let lago = LagoStandin::start(LAGO_API_KEY, Dataset::default()).await;
         let app = App {
             secrets: SecretCache::in_memory(secret.clone()),
-            store: MemoryStore::new(),
+            store,
             salesforce: SalesforceClient::new(&standin.url(), "62.0"),
             lago: LagoReader::new(&lago.url()),
         };
@@ -91,7 +98,7 @@ impl Harness {
             move || epoch_ms() + ahead_ms,
         )
         .await
-        .expect("the memory store answers")
+        .expect("the store answers")
     }
 
     pub fn rest_calls(&self) -> u64 {
@@ -114,7 +121,7 @@ impl Harness {
             .store
             .load(&self.key(unique_key))
             .await
-            .expect("the memory store answers")
+            .expect("the store answers")
     }
 }
 

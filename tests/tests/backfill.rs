@@ -13,15 +13,16 @@ use serde_json::{json, Value};
 use sync_testkit::events::{self, HMAC_KEY};
 use sync_testkit::inprocess::delivery;
 use sync_testkit::lago::sign;
-use sync_testkit::lago_standin::{account_id, Dataset, Rig};
+use sync_testkit::lago_standin::{account_id, Dataset, Rig, FEES_PER_INVOICE};
 use sync_testkit::moto::{unique_name, Moto};
 use sync_testkit::standin::Fault;
 
-const OBJECTS: [&str; 4] = [
+const OBJECTS: [&str; 5] = [
     "Account",
     "Lago_Subscription__c",
     "Lago_Invoice__c",
     "Lago_Credit_Note__c",
+    "Lago_Invoice_Line_Item__c",
 ];
 
 fn calls_by_object(rig: &Rig<impl Store>) -> Vec<u64> {
@@ -67,18 +68,42 @@ async fn thousands_of_records_cost_one_call_per_200() {
         "drafts are filtered by Lago"
     );
     assert_eq!(summary.objects[3].links_dropped, 0);
+    // The line items of each batch of 200 invoices (400) in one Composite call.
+    assert_eq!(
+        summary.objects[2].line_items_written,
+        (invoices * FEES_PER_INVOICE) as u64
+    );
     assert_eq!(
         calls_by_object(&rig),
-        [1, batches(700), batches(invoices), batches(450)],
+        [
+            1,
+            batches(700),
+            batches(invoices),
+            batches(450),
+            batches(invoices)
+        ],
         "Salesforce calls per object"
     );
     assert_eq!(rig.salesforce.stats().token_requests, 1);
     assert_eq!(summary.salesforce_token_requests, 1);
     // One Lago call per page of 1,000: 1 + 1 + 3 + 1, the customers read once for both
-    // the Accounts and the subscriptions' join.
+    // the Accounts and the subscriptions' join; and one per invoice for its fees, which
+    // Lago's list leaves out.
     let lago = rig.lago.stats();
-    assert_eq!(lago.requests, 6, "{lago:?}");
-    assert_eq!(summary.lago_calls, 6);
+    assert_eq!(lago.requests, 6 + invoices as u64, "{lago:?}");
+    assert_eq!(summary.lago_calls, 6 + invoices as u64);
+    assert_eq!(
+        rig.salesforce.records("Lago_Invoice_Line_Item__c").len(),
+        invoices * FEES_PER_INVOICE
+    );
+    let line_item = rig
+        .salesforce
+        .record_by(
+            "Lago_Invoice_Line_Item__c",
+            "Lago_Id__c",
+            "inv-000000-fee-00001",
+        )
+        .expect("line item written");
 
     assert_eq!(rig.salesforce.records("Lago_Subscription__c").len(), 700);
     assert_eq!(rig.salesforce.records("Lago_Invoice__c").len(), invoices);
@@ -91,6 +116,7 @@ async fn thousands_of_records_cost_one_call_per_200() {
         .record_by("Lago_Invoice__c", "Lago_Id__c", "inv-000000")
         .expect("invoice written");
     assert_eq!(linked["Invoice__c"], invoice["Id"]);
+    assert_eq!(line_item["Invoice__c"], invoice["Id"]);
     let account = rig
         .salesforce
         .records("Account")
@@ -206,6 +232,61 @@ async fn the_backfill_writes_what_the_webhooks_write() {
         .record_by("Lago_Invoice__c", "Lago_Id__c", "inv-000000")
         .unwrap();
     assert_eq!(strip(from_backfill), strip(from_webhook));
+    let line_items = |rig: &Rig<MemoryStore>| {
+        let mut items: Vec<Value> = rig
+            .salesforce
+            .records("Lago_Invoice_Line_Item__c")
+            .into_iter()
+            .map(|item| {
+                let mut item = strip(item);
+                item.as_object_mut().unwrap().remove("Invoice__c");
+                item
+            })
+            .collect();
+        items.sort_by_key(|i| i["Lago_Id__c"].to_string());
+        items
+    };
+    assert_eq!(line_items(&rig).len(), FEES_PER_INVOICE);
+    assert_eq!(line_items(&rig), line_items(&webhook));
+}
+
+#[tokio::test]
+async fn an_invoice_whose_line_item_is_refused_is_stored_whole_for_redrive() {
+    let data = Dataset::generate(1, 0, 3, 0);
+    let rig = Rig::start(data, MemoryStore::new(), None).await;
+    // Every invoice's second fee (1.5 units) is refused by a validation rule of the org.
+    rig.salesforce.add_validation_rule(
+        "Lago_Invoice_Line_Item__c",
+        "Units__c",
+        json!(1.5),
+        "Half units are not allowed",
+    );
+    let summary = rig.backfill(&Options::default()).await;
+
+    let invoices = &summary.objects[2];
+    assert_eq!((invoices.written, invoices.failed), (0, 3), "{summary:#?}");
+    let failure = &invoices.failures[0];
+    assert_eq!(failure.error_code, "FIELD_CUSTOM_VALIDATION_EXCEPTION");
+    assert!(
+        failure
+            .message
+            .starts_with("Lago_Invoice_Line_Item__c inv-00000"),
+        "{failure:?}"
+    );
+    assert_eq!(invoices.line_items_written, 3, "the first fee of each");
+    let key = failure.stored_as.clone().expect("stored");
+    let stored = rig.app.store.load(&key).await.unwrap().unwrap();
+    let body: Value = serde_json::from_slice(stored.body.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        body["invoice"]["fees"].as_array().map(Vec::len),
+        Some(FEES_PER_INVOICE),
+        "stored with its fees, so the redrive writes them all"
+    );
+    assert_eq!(
+        calls_by_object(&rig)[4],
+        1,
+        "the 6 line items of the 3 invoices in one call"
+    );
 }
 
 #[tokio::test]

@@ -137,6 +137,36 @@ async fn every_family_syncs_end_to_end_and_answers_duplicates() {
     }
 }
 
+#[tokio::test]
+async fn an_invoice_with_its_fees_is_one_composite_call_from_the_built_function() {
+    let s = stack("invoice-webhook", "invoice", &[]).await;
+    let body = events::body(
+        "invoice.created",
+        "inv-1",
+        Some(ACCOUNT),
+        json!({ "fees": events::fees("inv-1", 1_200) }),
+    );
+    let (status, answer) = s.deliver("delivery-1", &body).await;
+    assert_eq!(
+        (status, answer["status"].clone()),
+        (200, json!("synced")),
+        "{answer}"
+    );
+    let invoice = &s.standin.records("Lago_Invoice__c")[0];
+    let items = s.standin.records("Lago_Invoice_Line_Item__c");
+    assert_eq!(items.len(), 1_200);
+    assert!(items.iter().all(|i| i["Invoice__c"] == invoice["Id"]));
+    let paths: Vec<String> = s.standin.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        paths,
+        [
+            "/services/data/v62.0/composite",
+            "/services/data/v62.0/composite"
+        ],
+        "1,000 line items with the invoice, then the other 200"
+    );
+}
+
 /// An event of another family than `route`'s: Lago sends every event to every endpoint
 /// registered without an event_types filter.
 fn foreign_event(route: &str) -> Vec<u8> {

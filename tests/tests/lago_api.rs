@@ -335,3 +335,230 @@ async fn a_lago_that_never_answers_or_refuses_connections_is_transient() {
     );
     drop(silent);
 }
+
+/// `POST /api/v1/customers` with `body` (JSON text, or not), as the functions will send it:
+/// the status and the answer.
+async fn post_customer(lago: &LagoStandin, key: &str, body: String) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/customers", lago.url()))
+        .bearer_auth(key)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+async fn upsert_customer(lago: &LagoStandin, customer: Value) -> (u16, Value) {
+    post_customer(lago, API_KEY, json!({ "customer": customer }).to_string()).await
+}
+
+async fn get(lago: &LagoStandin, path: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/v1/{path}", lago.url()))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// What the Salesforce → Lago push sends for a flagged Account.
+fn account_customer() -> Value {
+    json!({
+        "external_id": "001000000000001AAA", "external_salesforce_id": "001000000000001AAA",
+        "name": "Acme", "email": "billing@acme.test", "currency": "EUR",
+        "tax_identification_number": "FR12345678901", "address_line1": "1 rue de la Paix",
+        "city": "Paris", "zipcode": "75002", "country": "fr", "phone": "+33 1 23 45 67 89",
+        "url": "https://acme.test",
+    })
+}
+
+#[tokio::test]
+async fn a_customer_upsert_creates_then_changes_only_the_keys_sent() {
+    let (lago, _) = standin().await;
+    let (status, created) = upsert_customer(&lago, account_customer()).await;
+    assert_eq!(status, 200, "{created}");
+    let customer = &created["customer"];
+    let lago_id = customer["lago_id"].as_str().unwrap().to_owned();
+    assert_eq!(lago_id.len(), 36, "{lago_id}");
+    for (key, value) in account_customer().as_object().unwrap() {
+        let expected = if key == "country" {
+            json!("FR")
+        } else {
+            value.clone()
+        };
+        assert_eq!(customer[key], expected, "{key}");
+    }
+    assert_eq!(
+        (
+            &customer["address_line2"],
+            &customer["state"],
+            &customer["integration_customers"],
+            &customer["metadata"],
+            &customer["billing_configuration"]["payment_provider"],
+        ),
+        (
+            &Value::Null,
+            &Value::Null,
+            &json!([]),
+            &json!([]),
+            &Value::Null
+        )
+    );
+    assert_eq!(customer["created_at"], customer["updated_at"]);
+    // Part of Lago's data from now on.
+    let (status, shown) = get(&lago, "customers/001000000000001AAA").await;
+    assert_eq!((status, &shown), (200, &created));
+    let (_, listed) = get(&lago, "customers?external_id=001000000000001AAA").await;
+    assert_eq!(listed["customers"], json!([customer]));
+
+    // Same external_id: the same customer, only the keys sent change (a blank address
+    // line becomes null).
+    let change = json!({"external_id": "001000000000001AAA", "name": "Acme Corp", "city": ""});
+    let (status, updated) = upsert_customer(&lago, change.clone()).await;
+    assert_eq!(status, 200, "{updated}");
+    let mut expected = customer.clone();
+    expected["name"] = json!("Acme Corp");
+    expected["city"] = Value::Null;
+    expected["updated_at"] = updated["customer"]["updated_at"].clone();
+    assert_eq!(updated["customer"], expected);
+    let (_, again) = upsert_customer(&lago, change.clone()).await;
+    assert_eq!(again, updated, "nothing changed, not even updated_at");
+
+    // A customer with subscriptions and invoices keeps its id and may restate its currency.
+    let (status, billed) = upsert_customer(
+        &lago,
+        json!({"external_id": "ext-000001", "name": "Renamed", "currency": "USD"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{billed}");
+    assert_eq!(
+        (
+            &billed["customer"]["lago_id"],
+            &billed["customer"]["name"],
+            &billed["customer"]["currency"]
+        ),
+        (&json!("cus-000001"), &json!("Renamed"), &json!("USD"))
+    );
+    assert_eq!(
+        lago.record("customers", "cus-000001").unwrap()["name"],
+        "Renamed"
+    );
+
+    assert_eq!(
+        lago.customer_upserts(),
+        [
+            json!({"customer": account_customer()}),
+            json!({"customer": change}),
+            json!({"customer": change}),
+            json!({"customer": {"external_id": "ext-000001", "name": "Renamed", "currency": "USD"}}),
+        ]
+    );
+    assert_eq!(lago.stats().route("POST /api/v1/customers"), 4);
+}
+
+#[tokio::test]
+async fn lago_refuses_an_invalid_customer_with_its_422() {
+    let (lago, _) = standin().await;
+    let cases = [
+        (
+            json!({"name": "No id"}),
+            json!({"external_id": ["value_is_mandatory"]}),
+        ),
+        (
+            json!({"external_id": "acme", "currency": "EURO"}),
+            json!({"currency": ["value_is_invalid"]}),
+        ),
+        (
+            json!({"external_id": "acme", "currency": "eur"}),
+            json!({"currency": ["value_is_invalid"]}),
+        ),
+        (
+            json!({"external_id": "acme", "country": "FRA"}),
+            json!({"country": ["not_a_valid_country_code"]}),
+        ),
+        (
+            json!({"external_id": "acme", "email": "billing@acme"}),
+            json!({"email": ["invalid_email_format"]}),
+        ),
+        // Every failed validation is reported at once.
+        (
+            json!({"external_id": " ", "country": "XX", "currency": "ZZZ"}),
+            json!({"country": ["not_a_valid_country_code"], "currency": ["value_is_invalid"], "external_id": ["value_is_mandatory"]}),
+        ),
+        // ext-000001 has subscriptions and invoices.
+        (
+            json!({"external_id": "ext-000001", "currency": "EUR", "country": "XX"}),
+            json!({"currency": ["currencies_does_not_match"]}),
+        ),
+    ];
+    for (customer, details) in &cases {
+        let (status, body) = upsert_customer(&lago, customer.clone()).await;
+        assert_eq!(
+            (status, body),
+            (
+                422,
+                json!({"status": 422, "error": "Unprocessable Entity", "code": "validation_errors", "error_details": details})
+            ),
+            "{customer}"
+        );
+    }
+    // Nothing was stored.
+    let (status, _) = get(&lago, "customers/acme").await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        lago.record("customers", "cus-000001").unwrap()["currency"],
+        "USD"
+    );
+    assert_eq!(lago.customer_upserts().len(), cases.len());
+
+    let missing = "BadRequest: param is missing or the value is empty or invalid: customer";
+    for (body, error) in [
+        (json!({"customer": {}}).to_string(), missing),
+        (json!({"name": "Acme"}).to_string(), missing),
+        ("{not json".to_owned(), "Bad Request"),
+    ] {
+        let answer = post_customer(&lago, API_KEY, body.clone()).await;
+        assert_eq!(
+            answer,
+            (400, json!({"status": 400, "error": error})),
+            "{body}"
+        );
+    }
+    assert_eq!(lago.customer_upserts()[cases.len() + 2], json!("{not json"));
+}
+
+#[tokio::test]
+async fn the_customer_upsert_needs_the_key_and_meets_the_injected_failures() {
+    let (lago, _) = standin().await;
+    let body = json!({ "customer": account_customer() }).to_string();
+    let refused = post_customer(&lago, "wrong-key", body.clone()).await;
+    assert_eq!(
+        refused,
+        (401, json!({"status": 401, "error": "Unauthorized"}))
+    );
+    lago.fail_with(Some(503));
+    let failed = post_customer(&lago, API_KEY, body.clone()).await;
+    assert_eq!(
+        failed,
+        (503, json!({"status": 503, "error": "Service Unavailable"}))
+    );
+    let (status, _) = get(&lago, "customers/001000000000001AAA").await;
+    assert_eq!(status, 503);
+    lago.fail_with(None);
+    let (status, _) = get(&lago, "customers/001000000000001AAA").await;
+    assert_eq!(status, 404, "neither request created the customer");
+
+    lago.set_delay(Duration::from_millis(300));
+    let started = Instant::now();
+    let (status, _) = post_customer(&lago, API_KEY, body).await;
+    assert_eq!(status, 200);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // Every request is recorded, whatever its answer.
+    assert_eq!(lago.customer_upserts().len(), 3);
+    assert_eq!(lago.stats().route("POST /api/v1/customers"), 3);
+}

@@ -1,7 +1,7 @@
-//! The Salesforce DX metadata under `salesforce/` (contract §5, §6): converted by the real
+//! The Salesforce DX metadata under `salesforce/` (contract §5, §6, §8): converted by the real
 //! Salesforce CLI (`sf project convert source`), and checked file by file against the
 //! contract and against the rules a deploy enforces (element order, which fields a
-//! permission set may name, what each layout, list view and page refers to).
+//! permission set may name, what each layout, list view, page and flow refers to).
 //!
 //! `scripts/tools.sh` installs the CLI (`@salesforce/cli` from npm) and links `sf` into the
 //! tools' `bin` directory. Without it the conversion test fails under `CI=true` and tells
@@ -40,6 +40,45 @@ const TABBED_OBJECTS: [&str; 4] = [
 const APP: &str = "Lago";
 const ACCOUNT_PAGE: &str = "Lago_Account_Record_Page";
 const REPORT_TYPE: &str = "Accounts_with_Lago_Invoices";
+const OUTBOUND_MESSAGE: &str = "Lago_Customer";
+const FLOW: &str = "Lago_Sync_Account";
+/// What `lago-sync salesforce-metadata` replaces: no deployment's URL, token or user is
+/// committed, and `.invalid` never resolves, so an unrendered deploy sends nowhere.
+const ENDPOINT_PLACEHOLDER: &str =
+    "https://lago-sync.invalid/salesforce/accounts/RENDERED-BY-lago-sync";
+const USER_PLACEHOLDER: &str = "integration-user@lago-sync.invalid";
+/// Contract §8: what the outbound message carries, in its order.
+const SENT_FIELDS: [&str; 14] = [
+    "Id",
+    "SystemModstamp",
+    "Name",
+    "Lago_Sync__c",
+    "Lago_Billing_Email__c",
+    "Lago_Currency__c",
+    "Lago_Tax_Identification_Number__c",
+    "BillingStreet",
+    "BillingCity",
+    "BillingState",
+    "BillingPostalCode",
+    "BillingCountry",
+    "Phone",
+    "Website",
+];
+/// Carried too, not watched: the Account's link to a Lago customer, so that an Account
+/// linked before it was flagged updates that customer instead of creating a second one.
+const LINK_FIELDS: [&str; 2] = ["Lago_Customer_Id__c", "Lago_External_Customer_Id__c"];
+/// The Account's Lago fields the flow must not watch:
+/// lago-salesforce-sync writes them, and a write of these alone sends no message. (The
+/// carried ones it writes back send one more message only when Lago's value differs, and
+/// that one changes nothing: the two directions never loop.)
+const WRITTEN_BACK_ONLY: [&str; 6] = [
+    "Lago_Sync_Status__c",
+    "Lago_Sync_Error__c",
+    "Lago_Customer_Id__c",
+    "Lago_External_Customer_Id__c",
+    "Lago_Customer_Name__c",
+    "Lago_Customer_Updated_At__c",
+];
 
 // ------------------------------------------------------------------ the contract's fields
 
@@ -89,6 +128,13 @@ fn contract() -> Vec<(&'static str, Fields)> {
                 f("Lago_Currency__c", Text(3)),
                 f("Lago_Tax_Identification_Number__c", Text(255)),
                 f("Lago_Customer_Updated_At__c", DateTime),
+                // §8
+                f("Lago_Sync__c", Checkbox),
+                f(
+                    "Lago_Sync_Status__c",
+                    Picklist(&["pending", "synced", "failed"]),
+                ),
+                f("Lago_Sync_Error__c", Text(255)),
             ],
         ),
         (
@@ -462,7 +508,7 @@ fn element_orders() -> BTreeMap<(&'static str, &'static str), Vec<&'static str>>
         securityClassification startingNumber stripMarkup summarizedField summaryFilterItems \
         summaryForeignKey summaryOperation trackFeedHistory trackHistory trackTrending \
         translateData type unique valueSet visibleLines writeRequiresMasterRead";
-    let sequences: [(&str, &str, &str); 31] = [
+    let sequences: [(&str, &str, &str); 39] = [
         ("CustomField", "CustomField", CUSTOM_FIELD),
         (
             "CustomField",
@@ -598,6 +644,12 @@ fn element_orders() -> BTreeMap<(&'static str, &'static str), Vec<&'static str>>
             "componentInstanceProperties",
             "name type value valueList",
         ),
+        (
+            "FlexiPage",
+            "fieldInstance",
+            "fieldInstanceProperties fieldItem identifier visibilityRule",
+        ),
+        ("FlexiPage", "fieldInstanceProperties", "name value"),
         ("FlexiPage", "template", "name properties"),
         (
             "ReportType",
@@ -606,6 +658,41 @@ fn element_orders() -> BTreeMap<(&'static str, &'static str), Vec<&'static str>>
              sections",
         ),
         ("ReportType", "join", "join outerJoin relationship"),
+        (
+            "Workflow",
+            "Workflow",
+            "fullName alerts fieldUpdates flowActions knowledgePublishes outboundMessages \
+             rules send tasks",
+        ),
+        (
+            "Workflow",
+            "outboundMessages",
+            "fullName apiVersion description endpointUrl fields includeSessionId \
+             integrationUser name protected useDeadLetterQueue",
+        ),
+        (
+            "Flow",
+            "Flow",
+            "fullName actionCalls apiVersion assignments decisions description environments \
+             formulas interviewLabel label processMetadataValues processType recordLookups \
+             recordUpdates start status variables",
+        ),
+        ("Flow", "processMetadataValues", "name value"),
+        // A flow node's elements start with those of FlowNode, which it extends.
+        (
+            "Flow",
+            "actionCalls",
+            "processMetadataValues description name label locationX locationY actionName \
+             actionType connector faultConnector flowTransactionModel inputParameters \
+             nameSegment offset outputParameters storeOutputAutomatically versionSegment",
+        ),
+        (
+            "Flow",
+            "start",
+            "processMetadataValues description name label locationX locationY connector \
+             doesRequireRecordChangedToMeetCriteria filterFormula filterLogic filters object \
+             recordTriggerType scheduledPaths triggerType",
+        ),
     ];
     let mut orders: BTreeMap<(&str, &str), Vec<&str>> = sequences
         .into_iter()
@@ -671,13 +758,15 @@ fn all_metadata_files() -> Vec<(PathBuf, &'static str)> {
                 (".app-meta.xml", "CustomApplication"),
                 (".flexipage-meta.xml", "FlexiPage"),
                 (".reportType-meta.xml", "ReportType"),
+                (".workflow-meta.xml", "Workflow"),
+                (".flow-meta.xml", "Flow"),
             ]
             .into_iter()
             .find(|(suffix, _)| name.ends_with(suffix))
             .map(|(_, kind)| kind);
             match kind {
                 Some(kind) => found.push((path, kind)),
-                // Outbound messages, flows and the like are other issues' metadata.
+                // A type this list does not know yet is checked by the conversion alone.
                 None => assert!(name.ends_with("-meta.xml"), "{name}: not a metadata file"),
             }
         }
@@ -936,7 +1025,16 @@ fn lago_viewer_reads_every_lago_field_object_tab_and_the_app() {
         .into_iter()
         .map(|(f, a)| (f.to_owned(), a))
         .collect();
-    assert_eq!(granted, expected_field_access(&metadata, (true, false)));
+    // Read only, but for the one field users set: ticking Bill with Lago (contract §8).
+    let mut expected = expected_field_access(&metadata, (true, false));
+    *expected.get_mut("Account.Lago_Sync__c").unwrap() = (true, true);
+    assert_eq!(granted, expected);
+    let editable: Vec<&str> = granted
+        .iter()
+        .filter(|(_, (_, edit))| *edit)
+        .map(|(field, _)| field.as_str())
+        .collect();
+    assert_eq!(editable, ["Account.Lago_Sync__c"]);
     let objects = set.objects();
     for object in LAGO_OBJECTS.iter().chain(&["Account"]) {
         assert_eq!(
@@ -1027,25 +1125,32 @@ fn the_lago_app_has_its_tabs_and_its_own_account_page() {
     assert_eq!(text(page_root, "sobjectType"), Some("Account"));
     let template = child(page_root, "template").and_then(|t| text(t, "name"));
     assert_eq!(template, Some("flexipage:recordHomeTemplateDesktop"));
-    let components: Vec<N> = page_root
+    let instances: Vec<N> = page_root
         .descendants()
-        .filter(|n| n.has_tag_name((NS, "componentInstance")))
+        .filter(|n| {
+            n.has_tag_name((NS, "componentInstance")) || n.has_tag_name((NS, "fieldInstance"))
+        })
         .collect();
-    let identifiers: Vec<&str> = components
+    let identifiers: Vec<&str> = instances
         .iter()
         .filter_map(|c| text(*c, "identifier"))
         .collect();
     let unique: BTreeSet<&str> = identifiers.iter().copied().collect();
     assert_eq!(
         identifiers.len(),
-        components.len(),
-        "every component has an identifier"
+        instances.len(),
+        "every component and field has an identifier"
     );
     assert_eq!(
         unique.len(),
         identifiers.len(),
         "identifiers are unique on the page"
     );
+    let components: Vec<N> = instances
+        .iter()
+        .copied()
+        .filter(|n| n.has_tag_name((NS, "componentInstance")))
+        .collect();
     let name_of = |c: &N| text(*c, "componentName").unwrap_or_default();
     assert!(components.iter().any(|c| name_of(c) == "force:detailPanel"));
     assert!(components
@@ -1077,6 +1182,200 @@ fn the_lago_app_has_its_tabs_and_its_own_account_page() {
         related, expected,
         "the Account's subscriptions, invoices and credit notes"
     );
+
+    // Contract §8 where users see it: a field section (Dynamic Forms) at the top of the
+    // page's main region, where users tick Bill with Lago and read what came of it.
+    let regions: BTreeMap<&str, N> = children(page_root, "flexiPageRegions")
+        .into_iter()
+        .map(|r| (text(r, "name").unwrap(), r))
+        .collect();
+    let facet = |name: Option<&str>| {
+        let region = name.and_then(|n| regions.get(n)).copied();
+        let region = region.unwrap_or_else(|| panic!("no facet named {name:?}"));
+        assert_eq!(text(region, "type"), Some("Facet"), "{name:?}");
+        region
+    };
+    let sections: Vec<&N> = components
+        .iter()
+        .filter(|c| name_of(c) == "flexipage:fieldSection")
+        .collect();
+    assert_eq!(sections.len(), 1, "one field section");
+    let main = regions["main"];
+    let first = main
+        .descendants()
+        .find(|n| n.has_tag_name((NS, "componentInstance")));
+    assert_eq!(
+        first,
+        Some(*sections[0]),
+        "the section opens the main region"
+    );
+    let mut fields = Vec::new();
+    let columns = facet(property(sections[0], "columns"));
+    for column in columns
+        .descendants()
+        .filter(|n| n.has_tag_name((NS, "componentInstance")))
+    {
+        assert_eq!(name_of(&column), "flexipage:column");
+        for field in facet(property(&column, "body"))
+            .descendants()
+            .filter(|n| n.has_tag_name((NS, "fieldInstance")))
+        {
+            let behavior = children(field, "fieldInstanceProperties")
+                .into_iter()
+                .find(|p| text(*p, "name") == Some("uiBehavior"))
+                .and_then(|p| text(p, "value"));
+            fields.push((text(field, "fieldItem").unwrap(), behavior.unwrap()));
+        }
+    }
+    // The status and the error are the project's to set.
+    assert_eq!(
+        fields,
+        [
+            ("Record.Lago_Sync__c", "none"),
+            ("Record.Lago_Sync_Status__c", "readonly"),
+            ("Record.Lago_Sync_Error__c", "readonly"),
+        ]
+    );
+}
+
+// ------------------------------------------------------------------ Salesforce → Lago
+
+fn source_api_version() -> String {
+    let project = fs::read_to_string(salesforce_dir().join("sfdx-project.json")).unwrap();
+    let project: serde_json::Value = serde_json::from_str(&project).unwrap();
+    project["sourceApiVersion"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn bill_with_lago_and_its_outcome_speak_to_users() {
+    let metadata = Metadata::load();
+    for (field, label) in [
+        ("Lago_Sync__c", "Bill with Lago"),
+        ("Lago_Sync_Status__c", "Lago Sync Status"),
+        ("Lago_Sync_Error__c", "Lago Sync Error"),
+    ] {
+        let node = metadata.field("Account", field).unwrap().node();
+        assert_eq!(text(node, "label"), Some(label));
+        assert!(
+            text(node, "inlineHelpText").is_some_and(|help| !help.is_empty()),
+            "{field}: users read what it does"
+        );
+    }
+}
+
+#[test]
+fn the_outbound_message_carries_the_account_to_a_placeholder_endpoint() {
+    let metadata = Metadata::load();
+    let workflow = Xml::load(
+        source_dir().join("workflows/Account.workflow-meta.xml"),
+        "Workflow",
+    );
+    let root = workflow.root();
+    // The outbound message alone: Workflow Rules are retired, the flow sends it.
+    let elements: Vec<&str> = root
+        .children()
+        .filter(Node::is_element)
+        .map(|n| n.tag_name().name())
+        .collect();
+    assert_eq!(elements, ["outboundMessages"]);
+    let message = child(root, "outboundMessages").unwrap();
+    assert_eq!(text(message, "fullName"), Some(OUTBOUND_MESSAGE));
+    assert!(text(message, "name").is_some(), "its label is required");
+    let carried: Vec<&str> = SENT_FIELDS.iter().chain(&LINK_FIELDS).copied().collect();
+    assert_eq!(texts(message, "fields"), carried);
+    for field in carried.iter().filter(|f| f.ends_with("__c")) {
+        assert!(
+            metadata.field("Account", field).is_some(),
+            "Account.{field}?"
+        );
+    }
+    let api_version = source_api_version();
+    assert_eq!(text(message, "apiVersion"), Some(api_version.as_str()));
+    assert_eq!(
+        text(message, "includeSessionId"),
+        Some("false"),
+        "no Salesforce session leaves the org"
+    );
+    assert_eq!(text(message, "protected"), Some("false"));
+    assert_eq!(text(message, "endpointUrl"), Some(ENDPOINT_PLACEHOLDER));
+    assert_eq!(text(message, "integrationUser"), Some(USER_PLACEHOLDER));
+}
+
+#[test]
+fn the_flow_sends_the_message_when_a_billed_account_is_new_or_what_it_carries_changed() {
+    let metadata = Metadata::load();
+    let flow = Xml::load(
+        source_dir().join(format!("flows/{FLOW}.flow-meta.xml")),
+        "Flow",
+    );
+    let root = flow.root();
+    assert_eq!(text(root, "processType"), Some("AutoLaunchedFlow"));
+    assert_eq!(text(root, "status"), Some("Active"));
+    let api_version = source_api_version();
+    assert_eq!(text(root, "apiVersion"), Some(api_version.as_str()));
+    assert!(text(root, "label").is_some());
+
+    let start = child(root, "start").unwrap();
+    assert_eq!(text(start, "object"), Some("Account"));
+    assert_eq!(text(start, "triggerType"), Some("RecordAfterSave"));
+    assert_eq!(text(start, "recordTriggerType"), Some("CreateAndUpdate"));
+    // The formula alone decides; "only when updated to meet the conditions" would refuse
+    // its ISCHANGED.
+    for other in [
+        "filters",
+        "filterLogic",
+        "doesRequireRecordChangedToMeetCriteria",
+    ] {
+        assert!(child(start, other).is_none(), "<{other}> in the start");
+    }
+    let formula: String = text(start, "filterFormula")
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // What the message carries, but its Id (never changes) and SystemModstamp (changes on
+    // every save, also the project's own writes).
+    let changed: Vec<String> = SENT_FIELDS[2..]
+        .iter()
+        .map(|f| format!("ISCHANGED({{!$Record.{f}}})"))
+        .collect();
+    let expected = format!(
+        "AND({{!$Record.Lago_Sync__c}},OR(ISNEW(),{}))",
+        changed.join(",")
+    );
+    assert_eq!(formula, expected);
+    for field in WRITTEN_BACK_ONLY {
+        assert!(
+            !formula.contains(field),
+            "a write of {field} would send the message again"
+        );
+    }
+    let account_fields: BTreeSet<&str> = metadata
+        .fields("Account")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let sent_or_not_watched: BTreeSet<&str> = SENT_FIELDS
+        .iter()
+        .filter(|f| f.ends_with("__c"))
+        .chain(&WRITTEN_BACK_ONLY)
+        .copied()
+        .collect();
+    assert_eq!(
+        account_fields, sent_or_not_watched,
+        "a new Account field is either carried (and watched) or listed as not watched"
+    );
+
+    // One action, the outbound message, named as the Metadata API names it.
+    let actions = children(root, "actionCalls");
+    assert_eq!(actions.len(), 1);
+    let action = actions[0];
+    let message = format!("Account.{OUTBOUND_MESSAGE}");
+    assert_eq!(text(action, "actionType"), Some("outboundMessage"));
+    assert_eq!(text(action, "actionName"), Some(message.as_str()));
+    assert_eq!(text(action, "nameSegment"), Some(message.as_str()));
+    assert!(child(action, "connector").is_none(), "nothing after it");
+    let first = child(start, "connector").and_then(|c| text(c, "targetReference"));
+    assert_eq!(first, text(action, "name"));
 }
 
 // ------------------------------------------------------------------ layouts
@@ -1505,6 +1804,16 @@ fn the_salesforce_cli_converts_the_source() {
     );
     has("ReportType", owned(&[REPORT_TYPE]));
     has("PermissionSet", owned(&["Lago_Sync", "Lago_Viewer"]));
+    has("Workflow", owned(&["Account"]));
+    has(
+        "WorkflowOutboundMessage",
+        vec![format!("Account.{OUTBOUND_MESSAGE}")],
+    );
+    has("Flow", owned(&[FLOW]));
+    for converted in ["workflows/Account.workflow", &format!("flows/{FLOW}.flow")] {
+        let converted = output_dir.join(converted);
+        assert!(converted.exists(), "{} is missing", converted.display());
+    }
     for object in LAGO_OBJECTS {
         let converted = output_dir.join(format!("objects/{object}.object"));
         assert!(converted.exists(), "{} is missing", converted.display());

@@ -87,7 +87,7 @@ async fn check_passes_on_a_ready_deployment() {
         "PASS  secret",
         "PASS  Lago API key: 3 customers visible",
         "PASS  Salesforce token",
-        "PASS  Salesforce schema: 6 objects, 83 fields, all writable",
+        "PASS  Salesforce schema: 6 objects, 85 fields, all writable",
         "all checks passed",
     ] {
         assert!(run.out.contains(line), "{line} missing from:\n{}", run.out);

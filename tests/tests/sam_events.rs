@@ -51,3 +51,35 @@ fn every_event_is_a_signed_http_api_request_for_its_family() {
         );
     }
 }
+
+/// The outbound message event: what Salesforce sends for an Account flagged "Bill with
+/// Lago", on the route with the local token, from the local org (scripts/local.sh).
+#[test]
+fn the_outbound_message_event_is_a_request_for_its_route() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let text = std::fs::read_to_string(dir.join("salesforce-account.json")).unwrap();
+    let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(event["routeKey"], "POST /salesforce/accounts/{token}");
+    let token = event["pathParameters"]["token"].as_str().unwrap();
+    assert_eq!(token, "local-outbound-token-7d2e9a41c85b6f30");
+    assert_eq!(
+        event["rawPath"].as_str().unwrap(),
+        format!("/salesforce/accounts/{token}")
+    );
+    let body = event["body"].as_str().unwrap();
+    let sample =
+        std::fs::read_to_string(dir.join("../samples/salesforce-account.outbound.xml")).unwrap();
+    assert_eq!(body, sample, "the event carries the sample");
+    let message = lago_sync::outbound::soap::parse(body.as_bytes()).unwrap();
+    assert!(lago_sync::outbound::same_org(
+        &message.organization_id,
+        "00D000000000001AAA"
+    ));
+    let env: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("env.json")).unwrap()).unwrap();
+    assert_eq!(
+        env["SalesforceAccountFunction"]["SALESFORCE_ORG_ID"],
+        "00D000000000001AAA"
+    );
+    assert!(lambda_http::request::from_str(&text).is_ok());
+}

@@ -72,6 +72,11 @@ impl<S: Store> Batch<'_, '_, S> {
         let mapped = newest_per_target(mapped, summary);
         if self.run.options.dry_run {
             summary.written += mapped.len() as u64;
+            summary.line_items_written += mapped
+                .iter()
+                .filter_map(|m| m.plan.write.details.as_ref())
+                .map(|d| d.records.len() as u64)
+                .sum::<u64>();
             return Ok(());
         }
         let deadline = self

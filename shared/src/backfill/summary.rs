@@ -31,7 +31,7 @@ pub struct ObjectSummary {
     pub read: u64,
     /// Written to Salesforce (with `--dry-run`: would be written).
     pub written: u64,
-    /// Invoice line items written with the invoices counted in `written`.
+    /// Invoice line items written with the invoices (with `--dry-run`: would be written).
     pub line_items_written: u64,
     /// Credit notes written without their invoice link (that invoice is not in Salesforce).
     pub links_dropped: u64,

@@ -27,7 +27,11 @@ pub(super) fn plan(customer: &Customer) -> Result<Plan, MappingError> {
                 .updated_at
                 .as_deref()
                 .map(|v| datetime_value("updated_at", v)),
-        )?;
+        )?
+        // The Account is linked: whatever "Bill with Lago" asked is done (contract §8). The
+        // error is cleared on purpose, the one null this mapping sends.
+        .set("Lago_Sync_Status__c", Value::String("synced".to_owned()))
+        .set("Lago_Sync_Error__c", Value::Null);
     // Several Lago customers may share one Account, which shows the most recently
     // updated one: so the order is kept per Account, not per customer.
     let version = updated_at_version(&customer.updated_at)?;

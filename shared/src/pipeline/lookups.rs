@@ -39,7 +39,7 @@ impl LagoReader {
         }
     }
 
-    async fn api(&self, secrets: &SecretCache) -> Result<LagoApi, LookupError> {
+    pub(super) async fn api(&self, secrets: &SecretCache) -> Result<LagoApi, LookupError> {
         let secrets = secrets.current().await?;
         let key = secrets.lago_api_key.as_deref().ok_or(LookupError::NoKey)?;
         Ok(LagoApi::with_client(self.http.clone(), &self.url, key))

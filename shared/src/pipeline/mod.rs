@@ -7,6 +7,7 @@
 //! accepted it (contract §7.1–7.2): two deliveries of one record never write at once, and
 //! a state that failed never hides an older one that can still be written.
 
+mod accounts;
 mod answer;
 mod issues;
 mod links;
@@ -28,8 +29,9 @@ use crate::signature::{self, Rejection};
 use crate::store::{
     delivery_key, Lease, Release, Status, Store, StoreError, StoredDelivery, Take, Taken,
 };
-use crate::{clock, telemetry, Family};
+use crate::{clock, outbound, telemetry, Family};
 
+pub use accounts::{OutboundAnswer, OutboundRequest};
 pub use answer::Outcome;
 pub(crate) use issues::Opened;
 use lookups::Unplanned;
@@ -86,6 +88,7 @@ impl From<SalesforceError> for Failure {
 }
 
 /// One event on its way to Salesforce: a delivery, or the retry of a stored event.
+#[derive(Clone)]
 struct Event<'a> {
     key: &'a str,
     family: &'a str,
@@ -194,6 +197,9 @@ impl<S: Store> App<S> {
             deadline,
             deadline_ms: clock::now_ms() + left.as_millis() as i64,
         };
+        if stored.family == outbound::FAMILY {
+            return self.retry_account(&event, deadline).await;
+        }
         let Ok(family) = stored.family.parse::<Family>() else {
             let e = MappingError::invalid("family", &stored.family, "not an event family");
             return self.store_unmappable(&event, &e).await;
@@ -266,7 +272,7 @@ impl<S: Store> App<S> {
     /// Takes the record, writes it, and lets it go with what happened.
     async fn sync(&self, event: &Event<'_>, plan: &Plan) -> Outcome {
         Span::current().record("lago_id", plan.lago_id.as_str());
-        let lease = match self.take_record(event, plan).await {
+        let lease = match self.take_record(event, &Guarded::of(plan)).await {
             Ok(lease) => lease,
             Err(outcome) => return outcome,
         };
@@ -330,18 +336,28 @@ impl<S: Store> App<S> {
 
     /// Takes the record for this event, waiting briefly when another delivery holds it;
     /// every other answer is final for this event.
-    async fn take_record(&self, event: &Event<'_>, plan: &Plan) -> Result<Lease, Outcome> {
-        let record = plan.record();
+    async fn take_record(
+        &self,
+        event: &Event<'_>,
+        guarded: &Guarded<'_>,
+    ) -> Result<Lease, Outcome> {
+        let Guarded {
+            record,
+            version,
+            lago_ref,
+            plan,
+        } = guarded;
+        let record = record.as_str();
         let mut waits = BUSY_WAITS_MS.iter();
         let mut retry = event.retry.is_some();
         loop {
             let take = Take {
-                record: &record,
+                record,
                 delivery: event.key,
                 body_sha256: &event.body_sha256,
-                version: plan.version,
+                version: *version,
                 family: event.family,
-                lago_ref: &plan.lago_ref,
+                lago_ref,
                 now_ms: clock::now_ms(),
                 lease_until_ms: event.deadline_ms,
                 retry,
@@ -358,17 +374,14 @@ impl<S: Store> App<S> {
                         tokio::time::sleep(Duration::from_millis(ms + jitter)).await;
                         continue;
                     }
-                    _ => self.store_busy(event, &record, &holder).await,
+                    _ => self.store_busy(event, record, &holder).await,
                 },
                 Taken::Older { .. } => {
-                    let reason = format!("a newer state of {record} is already in Salesforce");
-                    self.complete_stored(event, Some(plan), Outcome::Skipped(reason))
+                    let reason = format!("a newer state of {record} was already written");
+                    self.complete_stored(event, *plan, Outcome::Skipped(reason))
                         .await
                 }
-                Taken::Done => {
-                    self.complete_stored(event, Some(plan), Outcome::Duplicate)
-                        .await
-                }
+                Taken::Done => self.complete_stored(event, *plan, Outcome::Duplicate).await,
                 Taken::Conflict => Outcome::Conflict,
                 Taken::InProgress => Outcome::InProgress,
                 Taken::Stored => match within(event.deadline, self.store.load(event.key)).await {
@@ -432,6 +445,27 @@ impl<S: Store> App<S> {
             self.resolve_issue(event, plan).await;
         }
         outcome
+    }
+}
+
+/// The record an event writes, as the record guard knows it.
+struct Guarded<'a> {
+    record: String,
+    version: Option<i64>,
+    /// How the redrive finds the object again if the writer dies.
+    lago_ref: &'a str,
+    /// The webhook's plan, for the sync issue a retried event resolves.
+    plan: Option<&'a Plan>,
+}
+
+impl<'a> Guarded<'a> {
+    fn of(plan: &'a Plan) -> Self {
+        Guarded {
+            record: plan.record(),
+            version: plan.version,
+            lago_ref: &plan.lago_ref,
+            plan: Some(plan),
+        }
     }
 }
 

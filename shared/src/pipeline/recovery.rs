@@ -8,13 +8,16 @@ use std::time::Instant;
 use super::lookups::Unplanned;
 use super::{within, App, Event, LookupError, Outcome};
 use crate::store::{Lapsed, Release, Store, Taken};
-use crate::{clock, Family};
+use crate::{clock, outbound, Family};
 
 impl<S: Store> App<S> {
     /// Writes Lago's current state of a record whose writer died holding it (its lease
     /// lapsed without a release): what that writer was writing, or something newer, ends
     /// in Salesforce even when Lago never sends it again (contract §7.3).
     pub async fn recover(&self, lapsed: &Lapsed, deadline: Instant) -> Outcome {
+        if lapsed.family == outbound::FAMILY {
+            return self.recover_account(lapsed, deadline).await;
+        }
         let Ok(family) = lapsed.family.parse::<Family>() else {
             return Outcome::Invalid(format!("{} is not an event family", lapsed.family));
         };
@@ -44,7 +47,7 @@ impl<S: Store> App<S> {
             Ok(Taken::Leased(lease)) => lease,
             Ok(Taken::Older { .. }) => {
                 return Outcome::Skipped(format!(
-                    "a newer state of {} is already in Salesforce",
+                    "a newer state of {} was already written",
                     lapsed.record
                 ))
             }

@@ -10,7 +10,7 @@ use super::{answer, finishing, within, App, Event, Failure, Opened, Outcome};
 use crate::mapping::{MappingError, Plan};
 use crate::salesforce::Class;
 use crate::store::{compressed, Lease, Park, Release, Status, Store, StoreError, MAX_STORED_BODY};
-use crate::{clock, Family};
+use crate::{clock, outbound, Family};
 
 /// A delivery stored because its record stayed busy is due again this soon.
 const BUSY_RETRY_MS: i64 = 5_000;
@@ -42,7 +42,8 @@ impl<S: Store> App<S> {
             };
             self.let_go(event, lease, &release).await;
         }
-        if stored.is_ok() && status == Status::Failed {
+        // An Account's push shows its failure on the Account itself (contract §8).
+        if stored.is_ok() && status == Status::Failed && event.family != outbound::FAMILY {
             // Opened by this failure unless it was open already (a requeued event failing
             // again): then its first failure stays as it was.
             let first_failed_at_ms = match (event.issue_open, event.retry) {

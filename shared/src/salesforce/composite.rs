@@ -139,13 +139,25 @@ impl SalesforceClient {
         let answer = self
             .call(secrets, Method::POST, &url, Some(&body), deadline)
             .await?;
-        let parsed: Answer = serde_json::from_slice(&answer)
-            .map_err(|_| malformed("the Composite answer is not compositeResponse"))?;
-        if parsed.composite_response.len() != requests.len() {
-            return Err(malformed("the Composite answer lacks subrequest results"));
-        }
-        Ok(parsed.composite_response)
+        results_of(&answer, requests.len())
     }
+}
+
+/// The subrequests' results, one per request sent.
+fn results_of(answer: &[u8], sent: usize) -> Result<Vec<Subresult>, SalesforceError> {
+    let parsed: Answer = serde_json::from_slice(answer)
+        .map_err(|_| malformed("the Composite answer is not compositeResponse"))?;
+    let results = parsed.composite_response;
+    if results.len() == sent {
+        return Ok(results);
+    }
+    // A request refused as a whole (over a limit) comes back as one result without a
+    // referenceId.
+    let refused = results.iter().find(|r| r.http_status_code >= 400);
+    Err(refused.map_or_else(
+        || malformed("the Composite answer lacks subrequest results"),
+        |r| SalesforceError::from_response(r.http_status_code, r.body.to_string().as_bytes()),
+    ))
 }
 
 /// A detail and the master it belongs to, named by the master's `Lago_Id__c`.
@@ -182,13 +194,14 @@ struct Answer {
     composite_response: Vec<Subresult>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Subresult {
     #[serde(default)]
     body: Value,
     http_status_code: u16,
-    reference_id: String,
+    #[serde(default)]
+    reference_id: Option<String>,
 }
 
 /// The error that made Salesforce roll the call back, if any (the other subrequests only
@@ -219,7 +232,8 @@ fn subresult_error(
 ) -> Option<SalesforceError> {
     let Some(chunk) = result
         .reference_id
-        .strip_prefix("details")
+        .as_deref()
+        .and_then(|id| id.strip_prefix("details"))
         .and_then(|at| at.parse::<usize>().ok())
         .and_then(|at| records.chunks(MAX_COLLECTION).nth(at))
     else {
@@ -314,6 +328,26 @@ mod tests {
         assert_eq!(
             check(&halted, &d, &d.records).unwrap_err().code,
             "PROCESSING_HALTED"
+        );
+    }
+
+    #[test]
+    fn a_request_refused_as_a_whole_names_the_limit() {
+        let answer = br#"{"compositeResponse":[{"body":[{"errorCode":"LIMIT_EXCEEDED","message":"The request can't contain more than 25 operations."}],"httpHeaders":{},"httpStatusCode":400,"referenceId":null}]}"#;
+        let e = results_of(answer, 26).unwrap_err();
+        assert_eq!(
+            (e.code.as_str(), e.class),
+            ("LIMIT_EXCEEDED", Class::Permanent)
+        );
+        assert_eq!(
+            results_of(br#"{"compositeResponse":[]}"#, 2)
+                .unwrap_err()
+                .code,
+            "MALFORMED_RESPONSE"
+        );
+        assert_eq!(
+            results_of(b"<html>", 2).unwrap_err().code,
+            "MALFORMED_RESPONSE"
         );
     }
 

@@ -1,5 +1,5 @@
 //! `GET sobjects/{Object}/describe`: whether the org has every object and field of
-//! contract §5 and §6, writable by the integration user, before anything is written.
+//! contract §5, §6 and §8, writable by the integration user, before anything is written.
 
 use std::fmt;
 use std::time::Instant;
@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::{SalesforceClient, SalesforceError};
 use crate::secrets::SecretCache;
 
-/// Contract §5 and §6: each object and the fields the project writes. Accounts are only
+/// Contract §5, §6 and §8: each object and the fields the project writes. Accounts are only
 /// updated; the custom objects are also created by upserts, so their fields must be
 /// createable. Upserts also update, so a line item's master-detail `Invoice__c` must be
 /// reparentable (updateable) too.
@@ -25,6 +25,8 @@ pub const EXPECTED_SCHEMA: &[(&str, &[&str])] = &[
             "Lago_Currency__c",
             "Lago_Tax_Identification_Number__c",
             "Lago_Customer_Updated_At__c",
+            "Lago_Sync_Status__c",
+            "Lago_Sync_Error__c",
         ],
     ),
     (

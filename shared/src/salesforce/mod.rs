@@ -7,6 +7,7 @@ mod collections;
 mod composite;
 mod describe;
 mod error;
+mod query;
 mod session;
 
 pub use client::{SalesforceClient, WriteReport};
@@ -14,3 +15,4 @@ pub use collections::{AccountUpdate, RecordResult, MAX_COLLECTION};
 pub use composite::{DetailOf, DETAILS_PER_CALL};
 pub use describe::{SchemaProblem, EXPECTED_SCHEMA};
 pub use error::{Class, SalesforceError};
+pub use query::QueryPage;

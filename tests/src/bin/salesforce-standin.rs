@@ -5,7 +5,7 @@
 //!                    [--account 001...]... [--metadata-dir DIR] [--api-limit N]
 //! ```
 //! Test controls are under `<url>/__standin/` (records, stats, requests, accounts,
-//! expire-tokens, client-secret, faults).
+//! expire-tokens, client-secret, faults, validation-rules).
 
 use std::{net::SocketAddr, process::ExitCode};
 

@@ -9,6 +9,9 @@ use crate::events;
 const SUBSCRIPTION_STATUSES: [&str; 5] =
     ["active", "pending", "terminated", "canceled", "incomplete"];
 
+/// Fees of each generated invoice: its line items in Salesforce.
+pub const FEES_PER_INVOICE: usize = 2;
+
 #[derive(Debug, Clone, Default)]
 pub struct Dataset {
     pub customers: Vec<Value>,
@@ -26,7 +29,8 @@ impl Dataset {
     /// `customers` customers, each linked to its own Account, and the other records
     /// spread over them round-robin. Subscriptions cycle through the five statuses (the
     /// list's default filter shows only `active`); every tenth invoice is a draft (never
-    /// written); credit note `i` belongs to the `i`-th finalized invoice (Lago credits
+    /// written); each invoice has [`FEES_PER_INVOICE`] fees, which only its own endpoint
+    /// shows, not the list; credit note `i` belongs to the `i`-th finalized invoice (Lago credits
     /// finalized invoices only), which need not be in the list.
     pub fn generate(
         customers: usize,
@@ -63,11 +67,13 @@ impl Dataset {
         let invoices = (0..invoices)
             .map(|i| {
                 let status = if i % 10 == 9 { "draft" } else { "finalized" };
+                let lago_id = format!("inv-{i:06}");
+                let fees = events::fees(&lago_id, FEES_PER_INVOICE);
                 let mut v = events::object(
                     "invoice",
-                    &format!("inv-{i:06}"),
+                    &lago_id,
                     None,
-                    json!({ "status": status }),
+                    json!({ "status": status, "fees": fees }),
                 );
                 v["customer"] = owner(i);
                 v
@@ -114,6 +120,15 @@ impl Dataset {
         self.len() == 0
     }
 
+    /// Whether the customer has subscriptions or invoices, which is what keeps lago-api
+    /// from changing its currency (`Customer#editable?`).
+    pub(crate) fn is_billed(&self, external_id: &str) -> bool {
+        self.subscriptions
+            .iter()
+            .chain(&self.invoices)
+            .any(|record| external_customer_id(record) == Some(external_id))
+    }
+
     pub(crate) fn list(&self, collection: &str) -> &[Value] {
         match collection {
             "customers" => &self.customers,
@@ -133,4 +148,13 @@ impl Dataset {
             other => panic!("no Lago list {other}"),
         }
     }
+}
+
+/// The customer a record belongs to: subscriptions name it, invoices and credit notes
+/// embed it.
+pub(crate) fn external_customer_id(record: &Value) -> Option<&str> {
+    record
+        .get("external_customer_id")
+        .or_else(|| record.get("customer").and_then(|c| c.get("external_id")))
+        .and_then(Value::as_str)
 }

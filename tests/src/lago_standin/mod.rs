@@ -1,8 +1,10 @@
 //! A stand-in for Lago's REST API (lago-webhooks.md §6): the four paginated lists with
 //! Lago's `meta`, their filters and default filters, the four single-record reads with
-//! Lago's 404 (the subscription one by status, as lago-api does), Bearer authentication,
-//! webhook endpoints, call counters, and injected failures and slowness.
+//! Lago's 404 (the subscription one by status, as lago-api does), the customer upsert with
+//! Lago's validations and 422s, Bearer authentication, webhook endpoints, call counters,
+//! and injected failures and slowness.
 
+mod customers;
 mod dataset;
 mod rig;
 mod server;
@@ -17,7 +19,7 @@ use axum::http::StatusCode;
 use serde_json::Value;
 use tokio::{net::TcpListener, task::JoinHandle};
 
-pub use dataset::{account_id, Dataset};
+pub use dataset::{account_id, Dataset, FEES_PER_INVOICE};
 pub use rig::Rig;
 use server::Shared;
 
@@ -87,6 +89,13 @@ impl LagoStandin {
 
     pub fn stats(&self) -> LagoStats {
         self.shared.lock().stats.clone()
+    }
+
+    /// The body of every `POST /api/v1/customers` received, oldest first, whatever its
+    /// answer (refused, failed or slowed ones included, as [`LagoStandin::stats`] counts
+    /// them); a body that is not JSON as a string.
+    pub fn customer_upserts(&self) -> Vec<Value> {
+        self.shared.lock().customer_upserts.clone()
     }
 
     pub fn webhook_endpoints(&self) -> Vec<Value> {

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::{
+    body::{to_bytes, Body, Bytes},
     extract::{Path, Query, Request, State},
     http::{header, StatusCode},
     middleware::{from_fn_with_state, Next},
@@ -14,10 +15,12 @@ use axum::{
 };
 use serde_json::{json, Value};
 
-use super::{lock, Dataset, LagoStats};
+use super::{customers, dataset::external_customer_id, lock, Dataset, LagoStats};
 
 /// Lago's `PER_PAGE` default.
 const DEFAULT_PER_PAGE: usize = 100;
+/// Request bodies are read whole, to record a customer upsert's.
+const MAX_BODY: usize = 1024 * 1024;
 /// Lago refuses an 11th webhook endpoint.
 const MAX_ENDPOINTS: usize = 10;
 
@@ -25,6 +28,8 @@ pub(super) struct Inner {
     pub data: Dataset,
     pub endpoints: Vec<Value>,
     pub stats: LagoStats,
+    /// The body of every `POST /api/v1/customers`, whatever its answer, oldest first.
+    pub customer_upserts: Vec<Value>,
     /// Every request (counted, before authentication) answers this status.
     pub failing: Option<StatusCode>,
     /// Every request waits this long before it is answered.
@@ -44,6 +49,7 @@ impl Shared {
                 data,
                 endpoints: Vec::new(),
                 stats: LagoStats::default(),
+                customer_upserts: Vec::new(),
                 failing: None,
                 delay: Duration::ZERO,
             }),
@@ -60,7 +66,7 @@ type Params = Query<Vec<(String, String)>>;
 
 pub(super) fn router(app: App) -> Router {
     Router::new()
-        .route("/api/v1/customers", get(customers))
+        .route("/api/v1/customers", get(customers).post(upsert_customer))
         .route("/api/v1/subscriptions", get(subscriptions))
         .route("/api/v1/invoices", get(invoices))
         .route("/api/v1/credit_notes", get(credit_notes))
@@ -77,16 +83,22 @@ pub(super) fn router(app: App) -> Router {
         .with_state(app)
 }
 
-/// Counts every request, applies the injected delay and failure, then refuses a request
-/// without the right Bearer key, as Lago does.
+/// Counts every request (recording a customer upsert's body), applies the injected delay
+/// and failure, then refuses a request without the right Bearer key, as Lago does.
 async fn authenticate(State(app): State<App>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = to_bytes(body, MAX_BODY).await.unwrap_or_default();
     let (delay, failing) = {
         let mut state = app.lock();
         state.stats.requests += 1;
-        let route = format!("{} {}", request.method(), request.uri().path());
+        let route = format!("{} {}", parts.method, parts.uri.path());
+        if route == "POST /api/v1/customers" {
+            state.customer_upserts.push(crate::json_or_text(&body));
+        }
         *state.stats.by_route.entry(route).or_default() += 1;
         (state.delay, state.failing)
     };
+    let request = Request::from_parts(parts, Body::from(body));
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -121,22 +133,18 @@ fn values<'a>(params: &'a [(String, String)], name: &str) -> Vec<&'a str> {
         .collect()
 }
 
-fn external_customer_id(record: &Value) -> Option<&str> {
-    record
-        .get("external_customer_id")
-        .or_else(|| record.get("customer").and_then(|c| c.get("external_id")))
-        .and_then(Value::as_str)
-}
-
+/// A list endpoint: the records `keep` lets through, without the `omitted` keys that
+/// the list's serializer does not include (the show endpoint does).
 fn list(
     app: &App,
     collection: &str,
     params: &[(String, String)],
+    omitted: &[&str],
     keep: impl Fn(&Value) -> bool,
 ) -> Response {
     let customer = values(params, "external_customer_id");
     let state = app.lock();
-    let records: Vec<&Value> = state
+    let records: Vec<Value> = state
         .data
         .list(collection)
         .iter()
@@ -144,8 +152,15 @@ fn list(
             customer.is_empty() || customer.contains(&external_customer_id(r).unwrap_or(""))
         })
         .filter(|r| keep(r))
+        .map(|r| {
+            let mut r = r.clone();
+            if let Value::Object(fields) = &mut r {
+                fields.retain(|key, _| !omitted.contains(&key.as_str()));
+            }
+            r
+        })
         .collect();
-    paginate(collection, &records, params)
+    paginate(collection, &records.iter().collect::<Vec<_>>(), params)
 }
 
 /// `{"<collection>": [...], "meta": {current_page, next_page, prev_page, total_pages, total_count}}`;
@@ -181,7 +196,7 @@ async fn customers(State(app): State<App>, Query(params): Params) -> Response {
     let external_id = values(&params, "external_id")
         .first()
         .map(|s| s.to_string());
-    list(&app, "customers", &params, |c| {
+    list(&app, "customers", &params, &[], |c| {
         external_id
             .as_deref()
             .is_none_or(|id| c["external_id"] == json!(id))
@@ -194,7 +209,7 @@ async fn subscriptions(State(app): State<App>, Query(params): Params) -> Respons
     if statuses.is_empty() {
         statuses = vec!["active"];
     }
-    list(&app, "subscriptions", &params, |s| {
+    list(&app, "subscriptions", &params, &[], |s| {
         statuses.contains(&s["status"].as_str().unwrap_or_default())
     })
 }
@@ -202,13 +217,14 @@ async fn subscriptions(State(app): State<App>, Query(params): Params) -> Respons
 async fn invoices(State(app): State<App>, Query(params): Params) -> Response {
     let mut statuses = values(&params, "statuses[]");
     statuses.extend(values(&params, "status"));
-    list(&app, "invoices", &params, |i| {
+    // `InvoiceIndex`: `includes: %i[customer metadata applied_taxes]`, so no fees.
+    list(&app, "invoices", &params, &["fees"], |i| {
         statuses.is_empty() || statuses.contains(&i["status"].as_str().unwrap_or_default())
     })
 }
 
 async fn credit_notes(State(app): State<App>, Query(params): Params) -> Response {
-    list(&app, "credit_notes", &params, |_| true)
+    list(&app, "credit_notes", &params, &[], |_| true)
 }
 
 /// Lago's answer for a missing record (`ApiResponses#not_found_error`).
@@ -310,14 +326,41 @@ fn endpoint_input(body: &Value) -> Option<&Value> {
 }
 
 fn missing_url() -> Response {
-    (
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Json(
-            json!({ "status": 422, "error": "Unprocessable Entity", "code": "validation_errors",
-                     "error_details": { "webhook_url": ["value_is_mandatory"] } }),
-        ),
-    )
-        .into_response()
+    validation_errors(json!({ "webhook_url": ["value_is_mandatory"] }))
+}
+
+/// Lago's 422 (`ApiErrors#validation_errors`): `details` by field, each a list of codes.
+fn validation_errors(details: Value) -> Response {
+    let body = json!({ "status": 422, "error": "Unprocessable Entity", "code": "validation_errors",
+                       "error_details": details });
+    (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+}
+
+/// Lago's 400: Rails' own for a body that is not JSON, `ApiErrors#bad_request_error` for
+/// a missing `customer` (`ActionController::ParameterMissing`).
+fn bad_request(error: &str) -> Response {
+    let body = json!({ "status": 400, "error": error });
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
+/// `CustomersController#create` (`params.expect(customer: [...])`, then the upsert).
+async fn upsert_customer(State(app): State<App>, body: Bytes) -> Response {
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return bad_request("Bad Request");
+    };
+    let input = match body.get("customer") {
+        Some(Value::Object(input)) if !input.is_empty() => input,
+        _ => {
+            return bad_request(
+                "BadRequest: param is missing or the value is empty or invalid: customer",
+            )
+        }
+    };
+    let mut state = app.lock();
+    match customers::upsert(&mut state.data, input) {
+        Ok(customer) => Json(json!({ "customer": customer })).into_response(),
+        Err(details) => validation_errors(details),
+    }
 }
 
 /// Lago's answer: the permitted keys, `signature_algo` defaulting to `jwt`.
@@ -339,14 +382,7 @@ async fn create_endpoint(State(app): State<App>, Json(body): Json<Value>) -> Res
     };
     let mut state = app.lock();
     if state.endpoints.len() >= MAX_ENDPOINTS {
-        return (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(
-                json!({ "status": 422, "error": "Unprocessable Entity", "code": "validation_errors",
-                         "error_details": { "base": ["exceeded_limit"] } }),
-            ),
-        )
-            .into_response();
+        return validation_errors(json!({ "base": ["exceeded_limit"] }));
     }
     let lago_id = format!("00000000-0000-4000-8000-{:012}", state.endpoints.len() + 1);
     let created = endpoint_json(&lago_id, input);

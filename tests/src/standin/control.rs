@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use axum::{
-    extract::State,
+    extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{get, patch, post},
     Json, Router,
 };
 use serde::Deserialize;
@@ -17,17 +17,20 @@ use super::{
     fault::Fault,
     server::App,
     state::{LoggedRequest, Stats},
+    validate::ValidationRule,
 };
 
 pub(crate) fn router() -> Router<App> {
     Router::new()
         .route("/accounts", post(add_account))
+        .route("/accounts/{id}", patch(update_account))
         .route("/records", get(records))
         .route("/stats", get(stats))
         .route("/requests", get(requests))
         .route("/expire-tokens", post(expire_tokens))
         .route("/client-secret", post(set_client_secret))
         .route("/faults", post(add_fault))
+        .route("/validation-rules", post(add_validation_rule))
 }
 
 #[derive(Deserialize)]
@@ -38,6 +41,18 @@ struct NewAccount {
 async fn add_account(State(app): State<App>, Json(account): Json<NewAccount>) -> Response {
     match app.add_account(&account.id) {
         Ok(id) => (StatusCode::CREATED, Json(json!({ "id": id }))).into_response(),
+        Err(error) => (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response(),
+    }
+}
+
+/// `{field: value, ...}`, as a REST update of the Account would carry it.
+async fn update_account(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    Json(fields): Json<Value>,
+) -> Response {
+    match app.update_account(&id, &fields) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(error) => (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response(),
     }
 }
@@ -72,4 +87,12 @@ async fn set_client_secret(State(app): State<App>, Json(body): Json<ClientSecret
 async fn add_fault(State(app): State<App>, Json(fault): Json<Fault>) -> StatusCode {
     app.lock().faults.push_back(fault);
     StatusCode::CREATED
+}
+
+/// `{"object": ..., "field": ..., "equals": <JSON value>, "message": ...}`.
+async fn add_validation_rule(State(app): State<App>, Json(rule): Json<ValidationRule>) -> Response {
+    match app.add_validation_rule(rule) {
+        Ok(()) => StatusCode::CREATED.into_response(),
+        Err(error) => (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response(),
+    }
 }

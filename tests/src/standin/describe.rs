@@ -1,48 +1,26 @@
-//! `GET sobjects/{Object}/describe`: the object's fields from the metadata, as the
-//! integration user with the `Lago_Sync` permission set sees them (read and edit).
+//! `GET sobjects/{Object}/describe`: the object's fields (the standard ones the stand-in
+//! knows, then the metadata's), as the integration user with the `Lago_Sync` permission
+//! set sees them (read and edit, but for the fields only Salesforce writes).
 
-use axum::{
-    extract::{Path, State},
-    routing::get,
-    Json, Router,
-};
 use serde_json::{json, Value};
 
-use super::{
-    error::SfError,
-    metadata::{FieldDef, FieldType},
-    server::App,
-};
+use super::metadata::{FieldDef, FieldType, ObjectDef};
 
-pub(crate) fn router() -> Router<App> {
-    Router::new().route("/{version}/sobjects/{object}/describe", get(describe))
-}
-
-async fn describe(
-    State(app): State<App>,
-    Path((_version, object)): Path<(String, String)>,
-) -> Result<Json<Value>, SfError> {
-    let object = app.object(&object)?;
-    let id = json!({ "name": "Id", "type": "id", "updateable": false, "createable": false });
-    let fields: Vec<Value> = std::iter::once(id)
-        .chain(
-            std::iter::once(&object.name_field)
-                .chain(&object.fields)
-                .map(field),
-        )
-        .collect();
-    Ok(Json(json!({
+pub(crate) fn describe(object: &ObjectDef) -> Value {
+    let fields: Vec<Value> = object.all_fields().map(field).collect();
+    json!({
         "name": object.name,
         "keyPrefix": object.key_prefix,
         "custom": object.name.ends_with("__c"),
         "createable": object.name.ends_with("__c"),
         "updateable": true,
         "fields": fields,
-    })))
+    })
 }
 
 fn field(f: &FieldDef) -> Value {
     let kind = match &f.field_type {
+        FieldType::Id => "id",
         FieldType::Text { .. } => "string",
         FieldType::Url => "url",
         FieldType::Date => "date",
@@ -59,7 +37,7 @@ fn field(f: &FieldDef) -> Value {
         "type": kind,
         "externalId": f.external_id,
         "unique": f.unique,
-        "updateable": true,
-        "createable": true,
+        "updateable": f.updateable,
+        "createable": f.updateable,
     })
 }

@@ -6,9 +6,10 @@ use serde_json::{json, Value};
 use super::{
     error::SfError,
     ids,
-    metadata::{FieldDef, ObjectDef, Schema},
+    metadata::{FieldDef, ObjectDef},
+    server::Org,
     state::{Record, Store},
-    validate::{check_name, check_value, resolve_fields, scalar_text},
+    validate::{check_required, check_rules, check_value, resolve_fields, scalar_text},
 };
 
 /// A successful write; `created` is only reported by upserts.
@@ -18,7 +19,7 @@ pub(crate) struct Saved {
 }
 
 pub(crate) fn upsert(
-    schema: &Schema,
+    org: &Org,
     store: &mut Store,
     object: &ObjectDef,
     key: &FieldDef,
@@ -40,21 +41,28 @@ pub(crate) fn upsert(
     }
     let key_value = Value::String(key_value.to_owned());
     check_value(store, key, &key_value)?;
-    let mut fields = resolve_fields(schema, store, object, body)?;
+    let mut fields = resolve_fields(org.schema, store, object, body)?;
     fields.insert(key.name.clone(), key_value.clone());
     match store
         .ids_by_field(&object.name, key, key_value.as_str().unwrap_or_default())
         .as_slice()
     {
         [] => {
-            check_name(&fields, true)?;
+            check_required(object, &fields, true)?;
+            check_rules(org.rules, object, None, &fields)?;
             Ok(Saved {
                 id: store.insert(object, fields),
                 created: Some(true),
             })
         }
         [id] => {
-            check_name(&fields, false)?;
+            check_required(object, &fields, false)?;
+            check_rules(
+                org.rules,
+                object,
+                store.find_by_id(&object.name, id),
+                &fields,
+            )?;
             store.update(&object.name, id, fields);
             Ok(Saved {
                 id: id.clone(),
@@ -77,7 +85,7 @@ pub(crate) fn upsert(
 }
 
 pub(crate) fn update(
-    schema: &Schema,
+    org: &Org,
     store: &mut Store,
     object: &ObjectDef,
     id: &str,
@@ -91,8 +99,9 @@ pub(crate) fn update(
         return Err(SfError::not_found());
     };
     let id = existing["Id"].as_str().unwrap_or(id).to_owned();
-    let fields = resolve_fields(schema, store, object, body)?;
-    check_name(&fields, false)?;
+    let fields = resolve_fields(org.schema, store, object, body)?;
+    check_required(object, &fields, false)?;
+    check_rules(org.rules, object, Some(existing), &fields)?;
     store.update(&object.name, &id, fields);
     Ok(Saved { id, created: None })
 }

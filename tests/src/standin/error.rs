@@ -5,9 +5,10 @@
 use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
-    Json,
 };
 use serde_json::{json, Value};
+
+use super::rest::Reply;
 
 #[derive(Debug, Clone)]
 pub(crate) struct SfError {
@@ -64,6 +65,11 @@ impl SfError {
         body
     }
 
+    /// A single-resource error answer's body, also a Composite subrequest's error body.
+    pub fn response_body(&self) -> Value {
+        json!([self.body("errorCode")])
+    }
+
     /// One element of a sObject Collections result's `errors` array.
     pub fn collection_error(&self) -> Value {
         let mut body = self.body("statusCode");
@@ -77,6 +83,6 @@ impl SfError {
 
 impl IntoResponse for SfError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!([self.body("errorCode")]))).into_response()
+        Reply::from(self).into_response()
     }
 }

@@ -14,7 +14,13 @@ use axum::{
 use serde_json::Value;
 
 use super::{
-    error::SfError, fault::FaultAction, listener::Conn, server::App, state::LoggedRequest,
+    error::SfError,
+    fault::FaultAction,
+    listener::Conn,
+    query,
+    rest::query_param,
+    server::App,
+    state::{LoggedRequest, Store},
 };
 
 /// Where the server nests the REST routes.
@@ -34,14 +40,21 @@ pub(crate) async fn rest_gate(
     let query = parts.uri.query().map(str::to_owned);
     let bytes = to_bytes(body, MAX_BODY).await.unwrap_or_default();
     let body = logged_body(&bytes);
-    let object = object_of(&path, &body);
+    let url = match &query {
+        Some(query) => format!("{path}?{query}"),
+        None => path.clone(),
+    };
     let logged = LoggedRequest {
         method: parts.method.to_string(),
-        path: path.clone(),
+        path,
         query,
         body,
     };
-    let (used, fault) = app.lock().record_rest_call(logged, object);
+    let (used, fault) = {
+        let mut state = app.lock();
+        let object = object_of(&state.store, &url, &logged.body);
+        state.record_rest_call(logged, object)
+    };
     let response = match fault {
         Some(FaultAction::Close) => {
             conn.kill();
@@ -55,25 +68,18 @@ pub(crate) async fn rest_gate(
             let app = app.clone();
             let delayed = tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
-                serve(&app, used, &path, parts, bytes, next).await
+                serve(&app, used, parts, bytes, next).await
             });
             delayed
                 .await
                 .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
         }
-        None => serve(&app, used, &path, parts, bytes, next).await,
+        None => serve(&app, used, parts, bytes, next).await,
     };
     with_limit_info(response, used, app.api_limit)
 }
 
-async fn serve(
-    app: &App,
-    used: u64,
-    path: &str,
-    parts: Parts,
-    bytes: Bytes,
-    next: Next,
-) -> Response {
+async fn serve(app: &App, used: u64, parts: Parts, bytes: Bytes, next: Next) -> Response {
     if !app
         .lock()
         .tokens
@@ -94,7 +100,7 @@ async fn serve(
         )
         .into_response();
     }
-    if !has_valid_version(path) {
+    if split_version(parts.uri.path()).is_none() {
         return SfError::not_found().into_response();
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
@@ -109,22 +115,20 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .then(|| token.trim())
 }
 
-/// `/services/data/v62.0/...`: the version segment is `v<major>.<minor>`.
-fn has_valid_version(path: &str) -> bool {
-    let version = path
-        .trim_start_matches(PREFIX)
-        .trim_start_matches('/')
-        .split('/')
-        .next()
-        .unwrap_or_default();
-    version
+/// A path under [`PREFIX`] (`/v62.0/sobjects/...`) as its version segment,
+/// `v<major>.<minor>`, and the rest (`sobjects/...`).
+pub(crate) fn split_version(path: &str) -> Option<(&str, &str)> {
+    let path = path.strip_prefix('/')?;
+    let (version, rest) = path.split_once('/').unwrap_or((path, ""));
+    let valid = version
         .strip_prefix('v')
         .and_then(|v| v.split_once('.'))
         .is_some_and(|(major, minor)| {
             [major, minor]
                 .iter()
                 .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
-        })
+        });
+    valid.then_some((version, rest))
 }
 
 fn logged_body(bytes: &Bytes) -> Value {
@@ -134,14 +138,17 @@ fn logged_body(bytes: &Bytes) -> Value {
     crate::json_or_text(bytes)
 }
 
-/// The sObject a request is about, for the per-object counters.
-fn object_of(path: &str, body: &Value) -> Option<String> {
-    let segments: Vec<&str> = path
-        .trim_start_matches(PREFIX)
-        .trim_start_matches('/')
-        .split('/')
-        .skip(1)
-        .collect();
+/// The sObject a request (`url`: path and query string) is about, for the per-object
+/// counters: a Composite is about that of its first subrequest, so a write counts under
+/// its object whichever way it is sent; a query, and each of its later pages, under the
+/// queried object.
+fn object_of(store: &Store, url: &str, body: &Value) -> Option<String> {
+    let (path, params) = match url.split_once('?') {
+        Some((path, params)) => (path, Some(params)),
+        None => (url, None),
+    };
+    let (_, rest) = split_version(path.strip_prefix(PREFIX)?)?;
+    let segments: Vec<&str> = rest.split('/').collect();
     match segments.as_slice() {
         ["sobjects", object, ..] | ["composite", "sobjects", object, ..] => {
             Some((*object).to_owned())
@@ -149,6 +156,12 @@ fn object_of(path: &str, body: &Value) -> Option<String> {
         ["composite", "sobjects"] => body["records"][0]["attributes"]["type"]
             .as_str()
             .map(str::to_owned),
+        ["composite"] => {
+            let first = &body["compositeRequest"][0];
+            object_of(store, first["url"].as_str()?, &first["body"])
+        }
+        ["query"] => query::queried_object(&query_param(params, "q")?),
+        ["query", locator] => query::cursor_object(store, locator),
         _ => None,
     }
 }

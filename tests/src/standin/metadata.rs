@@ -14,6 +14,8 @@ const NS: &str = "http://soap.sforce.com/2006/04/metadata";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldType {
+    /// A record's own `Id`: 15 or 18 characters naming the same record.
+    Id,
     Text {
         length: usize,
     },
@@ -66,6 +68,8 @@ pub struct FieldDef {
     pub external_id: bool,
     pub unique: bool,
     pub case_sensitive: bool,
+    /// False for the fields Salesforce sets itself (`Id`, `SystemModstamp`).
+    pub updateable: bool,
 }
 
 impl FieldDef {
@@ -85,6 +89,9 @@ pub struct ObjectDef {
     pub key_prefix: String,
     /// The standard `Name` field: Text(80) on custom objects, Text(255) on Account.
     pub name_field: FieldDef,
+    /// The other standard fields the stand-in knows, which the metadata never defines:
+    /// `Id` and `SystemModstamp` on every object, and on Account those the project reads.
+    pub standard_fields: Vec<FieldDef>,
     /// The custom fields deployed by the metadata, sorted by API name.
     pub fields: Vec<FieldDef>,
 }
@@ -92,9 +99,16 @@ pub struct ObjectDef {
 impl ObjectDef {
     /// Field names are case-insensitive in the API.
     pub fn field(&self, name: &str) -> Option<&FieldDef> {
-        std::iter::once(&self.name_field)
-            .chain(&self.fields)
+        self.all_fields()
             .find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Every field: the standard ones (`Id` first, `Name` last), then the custom ones.
+    pub fn all_fields(&self) -> impl Iterator<Item = &FieldDef> {
+        self.standard_fields
+            .iter()
+            .chain(std::iter::once(&self.name_field))
+            .chain(&self.fields)
     }
 }
 
@@ -170,6 +184,13 @@ fn read_object(dir: &Path, name: &str, key_prefix: String) -> Result<ObjectDef, 
             dir.display()
         ));
     };
+    let mut standard_fields = vec![
+        system_field("Id", "Record ID", FieldType::Id),
+        system_field("SystemModstamp", "System Modstamp", FieldType::DateTime),
+    ];
+    if name == "Account" {
+        standard_fields.extend(account_fields());
+    }
     let fields_dir = dir.join("fields");
     let mut paths: Vec<PathBuf> = match fs::read_dir(&fields_dir) {
         Ok(entries) => entries.filter_map(Result::ok).map(|e| e.path()).collect(),
@@ -185,18 +206,47 @@ fn read_object(dir: &Path, name: &str, key_prefix: String) -> Result<ObjectDef, 
         name: name.to_owned(),
         key_prefix,
         name_field,
+        standard_fields,
         fields,
     })
 }
 
+/// Account's standard fields that the project reads (its outbound message and
+/// `push-accounts`), with their lengths in a real org; BillingStreet is a Text Area(255),
+/// filterable like text.
+fn account_fields() -> [FieldDef; 7] {
+    [
+        text_field("BillingStreet", "Billing Street", 255),
+        text_field("BillingCity", "Billing City", 40),
+        text_field("BillingState", "Billing State/Province", 80),
+        text_field("BillingPostalCode", "Billing Zip/Postal Code", 20),
+        text_field("BillingCountry", "Billing Country", 80),
+        text_field("Phone", "Account Phone", 40),
+        standard_field("Website", "Website", FieldType::Url),
+    ]
+}
+
 fn text_field(name: &str, label: &str, length: usize) -> FieldDef {
+    standard_field(name, label, FieldType::Text { length })
+}
+
+fn standard_field(name: &str, label: &str, field_type: FieldType) -> FieldDef {
     FieldDef {
         name: name.to_owned(),
         label: label.to_owned(),
-        field_type: FieldType::Text { length },
+        field_type,
         external_id: false,
         unique: false,
         case_sensitive: false,
+        updateable: true,
+    }
+}
+
+/// A field only Salesforce writes.
+fn system_field(name: &str, label: &str, field_type: FieldType) -> FieldDef {
+    FieldDef {
+        updateable: false,
+        ..standard_field(name, label, field_type)
     }
 }
 
@@ -286,6 +336,7 @@ fn read_field(path: &Path) -> Result<FieldDef, String> {
         external_id: flag("externalId"),
         unique: flag("unique"),
         case_sensitive: flag("caseSensitive"),
+        updateable: true,
     })
 }
 

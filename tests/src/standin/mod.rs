@@ -1,11 +1,17 @@
 //! A stand-in for a Salesforce org's REST API, speaking the real protocol (OAuth client
-//! credentials, sObject update/upsert, sObject Collections, Salesforce error bodies,
-//! `Sforce-Limit-Info`) and validating writes against the project's own DX metadata,
-//! so a client that passes against it also works against a real org.
+//! credentials, sObject update/upsert, sObject Collections, Composite, SOQL queries and
+//! their later pages, Salesforce error bodies, `Sforce-Limit-Info`) and validating writes
+//! against the project's own DX metadata (required master-detail fields included), so a
+//! client that passes against it also works against a real org.
 //!
 //! Tests drive it in-process through [`Standin`]; scripts use the same controls over
-//! HTTP under `/__standin/` (see the `salesforce-standin` binary).
+//! HTTP under `/__standin/` (see the `salesforce-standin` binary): `POST accounts`
+//! `{"id"}`, `PATCH accounts/{id}` `{"Field": value, ...}`, `GET records`, `GET stats`,
+//! `GET requests`, `POST expire-tokens`, `POST client-secret` `{"client_secret"}`,
+//! `POST faults` (see [`Fault`]) and `POST validation-rules`
+//! `{"object","field","equals","message"}`.
 
+mod composite;
 mod control;
 mod describe;
 mod dml;
@@ -16,6 +22,8 @@ mod ids;
 mod listener;
 mod metadata;
 mod oauth;
+mod query;
+mod rest;
 mod server;
 mod sobjects;
 mod state;
@@ -38,6 +46,7 @@ pub use state::{LoggedRequest, Stats};
 
 use listener::{Conn, KillableListener};
 use server::{App, Shared};
+use validate::ValidationRule;
 
 #[derive(Debug, Clone)]
 pub struct StandinConfig {
@@ -134,9 +143,27 @@ impl Standin {
         self.app.add_account(id).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Writes `fields` (a JSON object) to a seeded Account as a REST update would, metadata
+    /// checks and validation rules included, so its `SystemModstamp` advances; not counted
+    /// as an API call. Panics when the update is refused (a broken test setup).
+    pub fn set_account_fields(&self, id: &str, fields: Value) {
+        self.app
+            .update_account(id, &fields)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// The stored records of an object, in insertion order (`Id` plus written fields).
     pub fn records(&self, object: &str) -> Vec<Value> {
         self.app.all_records().remove(object).unwrap_or_default()
+    }
+
+    /// The stored record of `object` with this id (15 or 18 characters), `SystemModstamp`
+    /// included.
+    pub fn record(&self, object: &str, id: &str) -> Option<Value> {
+        let object = self.app.schema.object(object)?;
+        let state = self.app.lock();
+        let record = state.store.find_by_id(&object.name, id)?;
+        Some(Value::Object(record.clone()))
     }
 
     /// The first record of `object` whose `field` equals `value`.
@@ -174,6 +201,22 @@ impl Standin {
     /// Queues a scripted failure for the next matching REST request(s).
     pub fn add_fault(&self, fault: Fault) {
         self.app.lock().faults.push_back(fault);
+    }
+
+    /// Adds a validation rule, as a customer's org often has: from now on, an insert or
+    /// update that leaves `object.field` equal to `equals` (null: unset) fails with
+    /// `400 FIELD_CUSTOM_VALIDATION_EXCEPTION` and `message`. Panics when the metadata
+    /// has no such field (a broken test setup).
+    pub fn add_validation_rule(&self, object: &str, field: &str, equals: Value, message: &str) {
+        let rule = ValidationRule {
+            object: object.to_owned(),
+            field: field.to_owned(),
+            equals,
+            message: message.to_owned(),
+        };
+        self.app
+            .add_validation_rule(rule)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 }
 

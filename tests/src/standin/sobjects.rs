@@ -1,14 +1,7 @@
 //! The REST resources the project uses: sObject update by Id, upsert by external id,
-//! the matching reads, and sObject Collections update/upsert.
+//! the matching reads, and sObject Collections update/upsert (routed by `rest::dispatch`).
 
-use axum::{
-    body::Bytes,
-    extract::{Path, State},
-    http::StatusCode,
-    response::{IntoResponse, Response},
-    routing::{get, patch},
-    Json, Router,
-};
+use axum::http::StatusCode;
 use serde_json::{json, Value};
 
 use super::{
@@ -16,122 +9,117 @@ use super::{
     error::SfError,
     gate::PREFIX,
     metadata::{FieldDef, ObjectDef},
-    server::App,
-    state::{Record, Store},
+    rest::Reply,
+    server::Org,
+    state::{field_value, Record, Store},
     validate::{cannot_deserialize, scalar_text},
 };
 
 /// Salesforce's limit for one sObject Collections request.
 const MAX_COLLECTION: usize = 200;
 
-/// Routes relative to [`PREFIX`]; the gate has already checked the version.
-pub(crate) fn router() -> Router<App> {
-    Router::new()
-        .route(
-            "/{version}/sobjects/{object}/{id}",
-            get(get_by_id).patch(update_by_id),
-        )
-        .route(
-            "/{version}/sobjects/{object}/{field}/{value}",
-            get(get_by_external_id).patch(upsert),
-        )
-        .route("/{version}/composite/sobjects", patch(collection_update))
-        .route(
-            "/{version}/composite/sobjects/{object}/{field}",
-            patch(collection_upsert),
-        )
-        .fallback(|| async { SfError::not_found() })
+pub(crate) fn update_by_id(
+    org: &Org,
+    store: &mut Store,
+    object: &str,
+    id: &str,
+    body: &Value,
+) -> Result<Reply, SfError> {
+    let object = org.object(object)?;
+    dml::update(org, store, object, id, as_record(body)?)?;
+    Ok(Reply::json(StatusCode::NO_CONTENT, Value::Null))
 }
 
-async fn update_by_id(
-    State(app): State<App>,
-    Path((_version, object, id)): Path<(String, String, String)>,
-    body: Bytes,
-) -> Result<StatusCode, SfError> {
-    let object = app.object(&object)?;
-    let body = parse_record(&body)?;
-    let mut state = app.lock();
-    dml::update(&app.schema, &mut state.store, object, &id, &body)?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn upsert(
-    State(app): State<App>,
-    Path((_version, object, field, value)): Path<(String, String, String, String)>,
-    body: Bytes,
-) -> Result<Response, SfError> {
-    let (object, key) = upsert_target(&app, &object, &field)?;
-    let body = parse_record(&body)?;
-    let mut state = app.lock();
-    let saved = dml::upsert(&app.schema, &mut state.store, object, key, &value, &body)?;
-    let status = if saved.created == Some(true) {
+pub(crate) fn upsert(
+    org: &Org,
+    store: &mut Store,
+    version: &str,
+    object: &str,
+    field: &str,
+    value: &str,
+    body: &Value,
+) -> Result<Reply, SfError> {
+    let (object, key) = upsert_target(org, object, field)?;
+    let saved = dml::upsert(org, store, object, key, value, as_record(body)?)?;
+    let created = saved.created == Some(true);
+    let location = created.then(|| record_url(version, object, &saved.id));
+    let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(result_json(&Ok(saved), false))).into_response())
+    Ok(Reply {
+        location,
+        ..Reply::json(status, result_json(&Ok(saved), false))
+    })
 }
 
-async fn get_by_id(
-    State(app): State<App>,
-    Path((version, object, id)): Path<(String, String, String)>,
-) -> Result<Json<Value>, SfError> {
-    let object = app.object(&object)?;
-    let state = app.lock();
-    let record = state
-        .store
-        .find_by_id(&object.name, &id)
+pub(crate) fn get_by_id(
+    org: &Org,
+    store: &Store,
+    version: &str,
+    object: &str,
+    id: &str,
+) -> Result<Reply, SfError> {
+    let object = org.object(object)?;
+    let record = store
+        .find_by_id(&object.name, id)
         .ok_or_else(SfError::not_found)?;
-    Ok(Json(full_record(&version, object, record)))
+    Ok(Reply::json(
+        StatusCode::OK,
+        record_json(version, object, record, object.all_fields()),
+    ))
 }
 
-async fn get_by_external_id(
-    State(app): State<App>,
-    Path((version, object, field, value)): Path<(String, String, String, String)>,
-) -> Result<Json<Value>, SfError> {
-    let (object, key) = upsert_target(&app, &object, &field)?;
-    let state = app.lock();
-    match state
-        .store
-        .ids_by_field(&object.name, key, &value)
-        .as_slice()
-    {
-        [id] => {
-            let record = state
-                .store
-                .find_by_id(&object.name, id)
-                .expect("just found by field");
-            Ok(Json(full_record(&version, object, record)))
-        }
+pub(crate) fn get_by_external_id(
+    org: &Org,
+    store: &Store,
+    version: &str,
+    object: &str,
+    field: &str,
+    value: &str,
+) -> Result<Reply, SfError> {
+    let (object, key) = upsert_target(org, object, field)?;
+    match store.ids_by_field(&object.name, key, value).as_slice() {
+        [id] => get_by_id(org, store, version, &object.name, id),
         _ => Err(SfError::not_found()),
     }
 }
 
-/// A record as the REST API returns it: `attributes`, then every field, unset ones null.
-fn full_record(version: &str, object: &ObjectDef, record: &Record) -> Value {
+pub(crate) fn record_url(version: &str, object: &ObjectDef, id: &str) -> String {
+    format!("{PREFIX}/{version}/sobjects/{}/{id}", object.name)
+}
+
+/// A record as the REST API returns it: `attributes`, then `fields` as a read sees them
+/// (a query's select list, or every field).
+pub(crate) fn record_json<'f>(
+    version: &str,
+    object: &ObjectDef,
+    record: &Record,
+    fields: impl IntoIterator<Item = &'f FieldDef>,
+) -> Value {
     let id = record["Id"].as_str().unwrap_or_default();
     let mut out = Record::new();
     out.insert(
         "attributes".into(),
-        json!({ "type": object.name, "url": format!("{PREFIX}/{version}/sobjects/{}/{id}", object.name) }),
+        json!({ "type": object.name, "url": record_url(version, object, id) }),
     );
-    out.insert("Id".into(), json!(id));
-    for field in std::iter::once(&object.name_field).chain(&object.fields) {
-        out.insert(
-            field.name.clone(),
-            record.get(&field.name).cloned().unwrap_or(Value::Null),
-        );
+    for field in fields {
+        out.insert(field.name.clone(), field_value(record, field));
     }
     Value::Object(out)
 }
 
-async fn collection_upsert(
-    State(app): State<App>,
-    Path((_version, object, field)): Path<(String, String, String)>,
-    body: Bytes,
-) -> Result<Json<Vec<Value>>, SfError> {
-    let (object, key) = upsert_target(&app, &object, &field)?;
-    let (all_or_none, records) = parse_collection(&body)?;
+pub(crate) fn collection_upsert(
+    org: &Org,
+    store: &mut Store,
+    object: &str,
+    field: &str,
+    body: &Value,
+    all_or_none: bool,
+) -> Result<Reply, SfError> {
+    let (object, key) = upsert_target(org, object, field)?;
+    let (own_all_or_none, records) = parse_collection(body)?;
     if let Some(other) = records
         .iter()
         .map(record_type)
@@ -151,8 +139,7 @@ async fn collection_upsert(
                 .and_then(|(_, v)| scalar_text(v))
         })
         .collect();
-    let mut state = app.lock();
-    let mut staged = state.store.clone();
+    let mut staged = store.clone();
     let results: Vec<Result<Saved, SfError>> = records
         .iter()
         .zip(&key_values)
@@ -178,28 +165,29 @@ async fn collection_upsert(
                     &[&key.name],
                 ));
             }
-            dml::upsert(&app.schema, &mut staged, object, key, value, record)
+            dml::upsert(org, &mut staged, object, key, value, record)
         })
         .collect();
-    Ok(Json(finish(
-        &mut state.store,
+    Ok(finish(
+        store,
         staged,
-        all_or_none,
+        own_all_or_none || all_or_none,
         &results,
-    )))
+    ))
 }
 
-async fn collection_update(
-    State(app): State<App>,
-    body: Bytes,
-) -> Result<Json<Vec<Value>>, SfError> {
-    let (all_or_none, records) = parse_collection(&body)?;
+pub(crate) fn collection_update(
+    org: &Org,
+    store: &mut Store,
+    body: &Value,
+    all_or_none: bool,
+) -> Result<Reply, SfError> {
+    let (own_all_or_none, records) = parse_collection(body)?;
     let objects = records
         .iter()
-        .map(|r| app.object(record_type(r)))
+        .map(|r| org.object(record_type(r)))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut state = app.lock();
-    let mut staged = state.store.clone();
+    let mut staged = store.clone();
     let results: Vec<Result<Saved, SfError>> = records
         .into_iter()
         .zip(objects)
@@ -212,15 +200,15 @@ async fn collection_update(
                     &[],
                 ));
             };
-            dml::update(&app.schema, &mut staged, object, id, &record)
+            dml::update(org, &mut staged, object, id, &record)
         })
         .collect();
-    Ok(Json(finish(
-        &mut state.store,
+    Ok(finish(
+        store,
         staged,
-        all_or_none,
+        own_all_or_none || all_or_none,
         &results,
-    )))
+    ))
 }
 
 /// Commits the staged writes unless `allOrNone` and something failed.
@@ -229,24 +217,29 @@ fn finish(
     staged: Store,
     all_or_none: bool,
     results: &[Result<Saved, SfError>],
-) -> Vec<Value> {
-    let rolled_back = all_or_none && results.iter().any(Result::is_err);
+) -> Reply {
+    let record_failed = results.iter().any(Result::is_err);
+    let rolled_back = all_or_none && record_failed;
     if !rolled_back {
         *store = staged;
     }
-    results
+    let results = results
         .iter()
         .map(|r| result_json(r, rolled_back))
-        .collect()
+        .collect();
+    Reply {
+        record_failed,
+        ..Reply::json(StatusCode::OK, Value::Array(results))
+    }
 }
 
 /// The object and the external id field named by an upsert URI.
 fn upsert_target<'a>(
-    app: &'a App,
+    org: &Org<'a>,
     object: &str,
     field: &str,
 ) -> Result<(&'a ObjectDef, &'a FieldDef), SfError> {
-    let object = app.object(object)?;
+    let object = org.object(object)?;
     let key = object
         .field(field)
         .filter(|f| f.external_id)
@@ -268,29 +261,24 @@ fn record_type(record: &Record) -> &str {
         .unwrap_or_default()
 }
 
-fn parse_json(bytes: &Bytes) -> Result<Value, SfError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| SfError::json_parser(format!("Unexpected character or end of input: {e}")))
-}
-
-fn parse_record(bytes: &Bytes) -> Result<Record, SfError> {
-    match parse_json(bytes)? {
+fn as_record(body: &Value) -> Result<&Record, SfError> {
+    match body {
         Value::Object(record) => Ok(record),
-        other => Err(cannot_deserialize(&other, "SObject")),
+        other => Err(cannot_deserialize(other, "SObject")),
     }
 }
 
 /// `{"allOrNone": bool, "records": [{"attributes": {"type": ...}, ...}]}`.
-fn parse_collection(bytes: &Bytes) -> Result<(bool, Vec<Record>), SfError> {
-    let mut body = parse_record(bytes)?;
-    let all_or_none = match body.remove("allOrNone") {
+fn parse_collection(body: &Value) -> Result<(bool, Vec<Record>), SfError> {
+    let body = as_record(body)?;
+    let all_or_none = match body.get("allOrNone") {
         None | Some(Value::Null) => false,
-        Some(Value::Bool(flag)) => flag,
-        Some(other) => return Err(cannot_deserialize(&other, "boolean")),
+        Some(Value::Bool(flag)) => *flag,
+        Some(other) => return Err(cannot_deserialize(other, "boolean")),
     };
-    let records = match body.remove("records") {
+    let records = match body.get("records") {
         Some(Value::Array(records)) => records,
-        other => return Err(cannot_deserialize(&other.unwrap_or(Value::Null), "list")),
+        other => return Err(cannot_deserialize(other.unwrap_or(&Value::Null), "list")),
     };
     if records.len() > MAX_COLLECTION {
         return Err(SfError::dml(
@@ -300,15 +288,15 @@ fn parse_collection(bytes: &Bytes) -> Result<(bool, Vec<Record>), SfError> {
         ));
     }
     let records = records
-        .into_iter()
+        .iter()
         .map(|record| match record {
-            Value::Object(record) if !record_type(&record).is_empty() => Ok(record),
+            Value::Object(record) if !record_type(record).is_empty() => Ok(record.clone()),
             Value::Object(_) => Err(SfError::dml(
                 "INVALID_INPUT",
                 "Each record of a sObject Collections request must carry attributes.type",
                 &[],
             )),
-            other => Err(cannot_deserialize(&other, "SObject")),
+            other => Err(cannot_deserialize(other, "SObject")),
         })
         .collect::<Result<_, _>>()?;
     Ok((all_or_none, records))

@@ -4,16 +4,32 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use time::{macros::format_description, OffsetDateTime};
 
 use super::{
     fault::{Fault, FaultAction},
     ids,
-    metadata::{FieldDef, ObjectDef},
+    metadata::{FieldDef, FieldType, ObjectDef},
+    query::Cursor,
+    validate::ValidationRule,
 };
 
-/// A stored record: `Id` plus the fields written so far, under their canonical API
-/// names. A field written as JSON null is kept as null, so tests can see it was cleared.
+/// A stored record: `Id`, `SystemModstamp` and the fields written so far, under their
+/// canonical API names. A field written as JSON null is kept as null, so tests can see it
+/// was cleared.
 pub(crate) type Record = Map<String, Value>;
+
+/// The one field the store itself sets on every write.
+pub(crate) const SYSTEM_MODSTAMP: &str = "SystemModstamp";
+
+/// A field as a read sees it: unset is null, except a checkbox, which is never null.
+pub(crate) fn field_value(record: &Record, field: &FieldDef) -> Value {
+    match record.get(&field.name) {
+        Some(value) if !value.is_null() => value.clone(),
+        _ if field.field_type == FieldType::Checkbox => Value::Bool(false),
+        _ => Value::Null,
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
@@ -22,7 +38,8 @@ pub struct Stats {
     /// `used` figure of `Sforce-Limit-Info`.
     pub rest_requests: u64,
     /// The same, by the sObject named in the path (or, for `composite/sobjects`, in
-    /// the first record's `attributes.type`).
+    /// the first record's `attributes.type`); a Composite counts under the sObject of
+    /// its first subrequest.
     pub rest_requests_by_object: BTreeMap<String, u64>,
 }
 
@@ -35,11 +52,15 @@ pub struct LoggedRequest {
     pub body: Value,
 }
 
-/// Records by object name, in insertion order.
+/// Records by object name, in insertion order, and the query cursors still open.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Store {
     records: BTreeMap<String, Vec<Record>>,
     issued_ids: u64,
+    /// The latest `SystemModstamp` given, in ms since the epoch.
+    last_modstamp_ms: i128,
+    /// The open query cursors, by query locator.
+    pub cursors: BTreeMap<String, Cursor>,
 }
 
 impl Store {
@@ -70,6 +91,7 @@ impl Store {
         self.issued_ids += 1;
         let id = ids::to_18(&format!("{}{:012}", object.key_prefix, self.issued_ids));
         fields.insert("Id".into(), Value::String(id.clone()));
+        fields.insert(SYSTEM_MODSTAMP.into(), self.next_modstamp());
         self.records
             .entry(object.name.clone())
             .or_default()
@@ -79,6 +101,7 @@ impl Store {
 
     /// Merges `fields` into an existing record; returns false when there is none.
     pub fn update(&mut self, object: &str, id: &str, fields: Record) -> bool {
+        let modstamp = self.next_modstamp();
         let record = self
             .records
             .get_mut(object)
@@ -86,6 +109,7 @@ impl Store {
         match record {
             Some(record) => {
                 record.extend(fields);
+                record.insert(SYSTEM_MODSTAMP.into(), modstamp);
                 true
             }
             None => false,
@@ -95,13 +119,29 @@ impl Store {
     /// Adds a record under a given id (seeded Accounts); a no-op when it exists.
     pub fn seed(&mut self, object: &str, id: &str, fields: Record) {
         if self.find_by_id(object, id).is_none() {
-            let mut record = Record::from_iter([("Id".to_owned(), Value::String(ids::to_18(id)))]);
+            let mut record = Record::from_iter([
+                ("Id".to_owned(), Value::String(ids::to_18(id))),
+                (SYSTEM_MODSTAMP.to_owned(), self.next_modstamp()),
+            ]);
             record.extend(fields);
             self.records
                 .entry(object.to_owned())
                 .or_default()
                 .push(record);
         }
+    }
+
+    /// Salesforce's format (`2026-12-02T07:30:00.000+0000`), now, but always later than
+    /// the previous one, so that records written in a row can be ordered by it.
+    fn next_modstamp(&mut self) -> Value {
+        let now_ms = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        self.last_modstamp_ms = now_ms.max(self.last_modstamp_ms + 1);
+        let at = OffsetDateTime::from_unix_timestamp_nanos(self.last_modstamp_ms * 1_000_000)
+            .expect("a time near now");
+        let format = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+0000"
+        );
+        Value::String(at.format(&format).expect("every component is known"))
     }
 }
 
@@ -118,6 +158,7 @@ pub(crate) struct State {
     pub faults: VecDeque<Fault>,
     /// The consumer secret the token endpoint accepts; a test can rotate it.
     pub client_secret: String,
+    pub validation_rules: Vec<ValidationRule>,
 }
 
 impl State {
