@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use lago_sync::backfill::{self, ObjectSummary, Options, Summary};
 
-use crate::setup::Operator;
+use crate::setup::{report, Operator};
 
 pub struct Args {
     pub customer: Option<String>,
@@ -39,22 +39,14 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
     let summary = backfill::run(&operator.app, &lago, &options)
         .await
         .map_err(|e| e.to_string())?;
-    if on_terminal {
-        eprintln!();
-    }
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&summary).expect("a summary serialises")
-        );
-    } else {
-        print_summary(&summary);
-    }
-    Ok(if summary.succeeded() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    let succeeded = summary.succeeded();
+    Ok(report(
+        &summary,
+        args.json,
+        on_terminal,
+        print_summary,
+        succeeded,
+    ))
 }
 
 fn print_summary(summary: &Summary) {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use lago_sync::outbound::push::{push_flagged, PushSummary};
 
-use crate::setup::Operator;
+use crate::setup::{report, Operator};
 
 pub async fn run(json: bool) -> Result<ExitCode, String> {
     let operator = Operator::connect()
@@ -24,22 +24,14 @@ pub async fn run(json: bool) -> Result<ExitCode, String> {
     let summary = push_flagged(&operator.app, &progress)
         .await
         .map_err(|e| format!("Salesforce: {e}"))?;
-    if on_terminal {
-        eprintln!();
-    }
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&summary).expect("a summary serialises")
-        );
-    } else {
-        print_summary(&summary);
-    }
-    Ok(if summary.succeeded() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    let succeeded = summary.succeeded();
+    Ok(report(
+        &summary,
+        json,
+        on_terminal,
+        print_summary,
+        succeeded,
+    ))
 }
 
 fn print_summary(summary: &PushSummary) {

@@ -28,3 +28,30 @@ impl Operator {
             .map_err(|e| e.to_string())
     }
 }
+
+/// Ends a command's run: the summary as JSON or as `print` writes it for people (after the
+/// progress line, on a terminal), and the exit status.
+pub fn report<T: serde::Serialize>(
+    summary: &T,
+    json: bool,
+    after_progress: bool,
+    print: impl Fn(&T),
+    succeeded: bool,
+) -> std::process::ExitCode {
+    if after_progress {
+        eprintln!();
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(summary).expect("a summary serialises")
+        );
+    } else {
+        print(summary);
+    }
+    if succeeded {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}

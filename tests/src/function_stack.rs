@@ -60,6 +60,18 @@ impl FunctionStack {
         }
     }
 
+    /// The function stopped at start (a setting missing or malformed): its logs, which
+    /// name why.
+    pub async fn start_failure(&self) -> String {
+        let status = self
+            .function
+            .wait_exit(std::time::Duration::from_secs(20))
+            .await
+            .expect("the function exits");
+        assert!(!status.success(), "{}", self.function.logs());
+        self.function.logs()
+    }
+
     /// A request to this function's route signed as Lago signs it, under `key`.
     pub fn signed(&self, key: &str, body: &[u8]) -> HttpEvent {
         HttpEvent::webhook(self.route)

@@ -354,18 +354,10 @@ async fn an_unreachable_table_or_secret_store_answers_503() {
 #[tokio::test]
 async fn a_missing_setting_stops_the_function_at_start_and_names_it() {
     let s = stack("customer-webhook", "customer", &[("IDEMPOTENCY_TABLE", "")]).await;
-    let status = s
-        .function
-        .wait_exit(Duration::from_secs(20))
-        .await
-        .expect("the function exits");
-    assert!(!status.success());
+    let logs = s.start_failure().await;
     assert!(
-        s.function
-            .logs()
-            .contains("IDEMPOTENCY_TABLE is required but not set"),
-        "{}",
-        s.function.logs()
+        logs.contains("IDEMPOTENCY_TABLE is required but not set"),
+        "{logs}"
     );
 }
 

@@ -176,17 +176,9 @@ async fn a_lago_refusal_shows_on_the_account() {
 #[tokio::test]
 async fn without_an_org_id_the_function_does_not_start_and_says_why() {
     let s = stack(&[("SALESFORCE_ORG_ID", "")]).await;
-    let status = s
-        .function
-        .wait_exit(Duration::from_secs(20))
-        .await
-        .expect("the function exits");
-    assert!(!status.success());
+    let logs = s.start_failure().await;
     assert!(
-        s.function
-            .logs()
-            .contains("SALESFORCE_ORG_ID is required but not set"),
-        "{}",
-        s.function.logs()
+        logs.contains("SALESFORCE_ORG_ID is required but not set"),
+        "{logs}"
     );
 }

@@ -131,6 +131,12 @@ fn invoice(lago_id: &str, number: &str) -> Value {
     })
 }
 
+/// Upserts invoice `lago_id` (number `INV-001`); its Salesforce id.
+async fn put_invoice(org: &Org, lago_id: &str) -> Value {
+    let path = format!("/sobjects/Lago_Invoice__c/Lago_Id__c/{lago_id}");
+    org.patch(&path, invoice(lago_id, "INV-001")).await.body["id"].clone()
+}
+
 fn line_item(lago_id: &str, invoice: &str, item_type: &str) -> Value {
     json!({
         "attributes": {"type": "Lago_Invoice_Line_Item__c"},
@@ -911,14 +917,7 @@ async fn upsert_rejects_what_the_org_rejects() {
 #[tokio::test]
 async fn relationships_resolve_by_external_id() {
     let (standin, org) = standin().await;
-    let invoice_id = org
-        .patch(
-            "/sobjects/Lago_Invoice__c/Lago_Id__c/inv-1",
-            invoice("inv-1", "INV-001"),
-        )
-        .await
-        .body["id"]
-        .clone();
+    let invoice_id = put_invoice(&org, "inv-1").await;
     org.patch(
         &format!("/sobjects/Account/{ACCOUNT}"),
         json!({"Lago_Customer_Id__c": "cus-1"}),
@@ -1649,16 +1648,7 @@ async fn composite_limits_are_checked_before_anything_runs() {
 #[tokio::test]
 async fn master_detail_fields_are_required_on_insert() {
     let (standin, org) = standin().await;
-    let invoice_id = org
-        .patch(
-            "/sobjects/Lago_Invoice__c/Lago_Id__c/inv-1",
-            invoice("inv-1", "INV-001"),
-        )
-        .await
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let invoice_id = put_invoice(&org, "inv-1").await;
     let path = "/sobjects/Lago_Invoice_Line_Item__c/Lago_Id__c/fee-1";
     let missing = json!([{"message": "Required fields are missing: [Invoice__c]", "errorCode": "REQUIRED_FIELD_MISSING", "fields": ["Invoice__c"]}]);
 
@@ -1696,7 +1686,7 @@ async fn master_detail_fields_are_required_on_insert() {
     );
     assert_eq!(
         standin.records("Lago_Invoice_Line_Item__c")[0]["Invoice__c"],
-        invoice_id.as_str()
+        invoice_id
     );
 }
 

@@ -1,7 +1,7 @@
 //! credit_note → `Lago_Credit_Note__c`, upserted by `Lago_Id__c`, linked to its invoice
 //! when that invoice is in Salesforce.
 
-use super::values::{amount_opt, date_value, text};
+use super::values::{date_value, text};
 use super::*;
 use crate::lago::CreditNote;
 
@@ -78,9 +78,7 @@ fn amounts(
             note.balance_amount_cents,
         ),
     ];
-    for (field, lago_field, value) in cents {
-        record.try_set_opt(field, amount_opt(lago_field, value, currency))?;
-    }
+    record.set_amounts(&cents, currency)?;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::values::{amount_opt, date_opt, datetime_opt, text};
+use super::values::{date_opt, datetime_opt, text};
 use super::*;
 use crate::lago::Invoice;
 
@@ -129,9 +129,7 @@ fn amounts(record: &mut Record, invoice: &Invoice) -> Result<(), MappingError> {
         "Total_Amount__c",
         total_amount(invoice.total_amount_cents, currency)?,
     );
-    for (field, lago_field, value) in cents {
-        record.try_set_opt(field, amount_opt(lago_field, value, currency))?;
-    }
+    record.set_amounts(&cents, currency)?;
     record.set_opt("Currency__c", currency.map(|c| text(c, 3)));
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use serde_json::{Number, Value};
 
-use super::values::{amount_opt, date_opt, text};
+use super::values::{date_opt, text};
 use super::*;
 use crate::lago::{Fee, Invoice, InvoiceStatus};
 
@@ -84,9 +84,7 @@ fn line_item(fee: &Fee, invoice_currency: Option<&str>) -> Result<Detail, Mappin
             fee.total_amount_cents,
         ),
     ];
-    for (field, lago_field, value) in cents {
-        record.try_set_opt(field, amount_opt(lago_field, value, currency))?;
-    }
+    record.set_amounts(&cents, currency)?;
     record.set_opt("Currency__c", currency.map(|c| text(c, 3)));
     Ok(Detail {
         lago_id: lago_id.to_owned(),

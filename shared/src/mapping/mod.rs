@@ -177,6 +177,18 @@ impl Record {
     ) -> Result<&mut Self, MappingError> {
         Ok(self.set_opt(field, value.transpose()?))
     }
+
+    /// Each `(Salesforce field, Lago field, cents)` present, in `currency` by its exponent.
+    fn set_amounts(
+        &mut self,
+        amounts: &[(&str, &str, Option<i64>)],
+        currency: Option<&str>,
+    ) -> Result<&mut Self, MappingError> {
+        for &(field, lago_field, cents) in amounts {
+            self.try_set_opt(field, values::amount_opt(lago_field, cents, currency))?;
+        }
+        Ok(self)
+    }
 }
 
 fn required<'a>(field: &str, value: &'a Option<String>) -> Result<&'a str, MappingError> {
