@@ -24,7 +24,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export PATH="$(scripts/tools.sh local)/bin:$PATH"
 target="${CARGO_TARGET_DIR:-target}"
-functions=(customer-webhook subscription-webhook invoice-webhook credit-note-webhook)
+functions=(customer-webhook subscription-webhook invoice-webhook credit-note-webhook salesforce-account)
 steps=("$@")
 [ $# -gt 0 ] || steps=(hot-path lambda cost sdk sizes)
 

@@ -20,6 +20,8 @@ pub struct FunctionStack {
     pub secret: String,
     /// The table's name in moto, for a redrive over what the function stored.
     pub table: String,
+    /// The function's environment, for another function beside it ([`Self::beside`]).
+    env: Vec<(String, String)>,
 }
 
 impl FunctionStack {
@@ -57,7 +59,14 @@ impl FunctionStack {
             route,
             secret,
             table,
+            env,
         }
+    }
+
+    /// Another built function on the same table, secret and stand-ins, as the stack
+    /// deploys them side by side.
+    pub async fn beside(&self, binary: &str) -> LambdaProcess {
+        LambdaProcess::start(&binary_path(binary), &self.env).await
     }
 
     /// The function stopped at start (a setting missing or malformed): its logs, which

@@ -19,6 +19,7 @@ use sync_testkit::events::{
 };
 use sync_testkit::function_stack::FunctionStack;
 use sync_testkit::inprocess::epoch_ms;
+use sync_testkit::lago::signed_headers;
 use sync_testkit::lago_standin::API_KEY as LAGO_API_KEY;
 use sync_testkit::lambda::Invocation;
 use sync_testkit::moto::Moto;
@@ -171,6 +172,80 @@ async fn a_lago_refusal_shows_on_the_account() {
         .unwrap()
         .contains("ISO 4217"));
     assert_eq!(s.standin.stats().rest_requests, 1);
+}
+
+#[tokio::test]
+async fn older_states_and_a_batch_of_one_hundred_cost_no_extra_lago_call() {
+    let s = stack(&[]).await;
+    let newer = flagged_account(ACCOUNT, "Acme SAS", "2026-12-02T07:31:00.000Z");
+    let older = flagged_account(ACCOUNT, "Acme (old name)", STAMP);
+    let body = outbound_message(ORG_ID, &[("04l1", older.clone()), ("04l2", newer)]);
+    assert_eq!(send(&s, OUTBOUND_TOKEN, &body).await.0, 200);
+    let late = outbound_message(ORG_ID, &[("04l0", older)]);
+    assert_eq!(send(&s, OUTBOUND_TOKEN, &late).await.0, 200);
+    let names: Vec<Value> = s
+        .lago
+        .customer_upserts()
+        .iter()
+        .map(|u| u["customer"]["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("Acme SAS")], "the newest only, once");
+
+    let ids: Vec<(String, String)> = (1..=100)
+        .map(|i| (format!("04m{i:03}"), format!("001000000000{i:03}AAB")))
+        .collect();
+    let notifications: Vec<(&str, Value)> = ids
+        .iter()
+        .map(|(n, a)| (n.as_str(), flagged_account(a, "Batch", STAMP)))
+        .collect();
+    let batch = outbound_message(ORG_ID, &notifications);
+    let (status, _, answer) = send(&s, OUTBOUND_TOKEN, &batch).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(s.lago.customer_upserts().len(), 101);
+    assert_eq!(send(&s, OUTBOUND_TOKEN, &batch).await.0, 200);
+    assert_eq!(
+        s.lago.customer_upserts().len(),
+        101,
+        "the redelivery costs nothing"
+    );
+}
+
+#[tokio::test]
+async fn round_trip_flag_lago_customer_webhook_account_synced() {
+    let s = stack(&[]).await;
+    let (status, _, _) = send(&s, OUTBOUND_TOKEN, &one_account("04l1")).await;
+    assert_eq!(status, 200);
+    let customer = LagoApi::new(&s.lago.url(), LAGO_API_KEY)
+        .object(Family::Customer, ACCOUNT, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("the customer exists in Lago");
+    // Lago's customer.created webhook, to the customer function beside it.
+    let webhook = serde_json::to_vec(&json!({
+        "webhook_type": "customer.created", "object_type": "customer",
+        "organization_id": "1a901a90-1a90-1a90-1a90-1a901a901a90", "customer": customer,
+    }))
+    .unwrap();
+    let customers = s.beside("customer-webhook").await;
+    let event = HttpEvent::webhook("customer")
+        .headers(signed_headers(HMAC_KEY, "k1", &webhook))
+        .body(webhook.clone());
+    let Invocation::Response(answer) = customers
+        .invoke(event.to_json(), Duration::from_secs(30))
+        .await
+    else {
+        panic!("no answer:\n{}", customers.logs());
+    };
+    let (status, _, body) = response(&answer);
+    assert_eq!(
+        (status, body["status"].clone()),
+        (200, json!("synced")),
+        "{body}"
+    );
+    let account = s.standin.record_by("Account", "Id", ACCOUNT).unwrap();
+    assert_eq!(account["Lago_Customer_Id__c"], customer["lago_id"]);
+    assert_eq!(account["Lago_Sync_Status__c"], json!("synced"));
+    assert_eq!(account["Lago_Billing_Email__c"], json!("billing@acme.test"));
 }
 
 #[tokio::test]

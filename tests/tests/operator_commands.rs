@@ -282,3 +282,50 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[tokio::test]
+async fn push_accounts_pushes_the_flagged_unsynced_accounts_and_a_rerun_nothing_more() {
+    let moto = Moto::shared().await;
+    let (salesforce, lago) = standins(None).await;
+    for (i, status) in [(0, None), (1, Some("failed")), (2, Some("synced"))] {
+        let mut fields = json!({ "Lago_Sync__c": true, "Lago_Currency__c": "EUR" });
+        if let Some(status) = status {
+            fields["Lago_Sync_Status__c"] = json!(status);
+        }
+        salesforce.set_account_fields(&account_id(i), fields);
+    }
+    let env = Env::new(moto, &salesforce, &lago, &secret_json(HMAC_KEY)).await;
+
+    let run = env.lago_sync(moto, &["push-accounts"]).await;
+    assert!(run.ok, "{}", run.out);
+    for line in [
+        "2 flagged Account(s) not synced",
+        "synced            2",
+        "done: 2 customer(s) created or updated in Lago",
+    ] {
+        assert!(run.out.contains(line), "{line} missing from:\n{}", run.out);
+    }
+    let pushed: Vec<_> = lago
+        .customer_upserts()
+        .iter()
+        .map(|u| u["customer"]["external_salesforce_id"].clone())
+        .collect();
+    let ids = |i: usize| json!(sync_testkit::standin::id_18(&account_id(i)));
+    assert_eq!(pushed, [ids(0), ids(1)]);
+
+    let again = env.lago_sync(moto, &["push-accounts", "--json"]).await;
+    assert!(again.ok, "{}", again.out);
+    // The JSON summary on stdout, before what the run logged on stderr.
+    let summary = serde_json::Deserializer::from_str(&again.out)
+        .into_iter::<serde_json::Value>()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        summary["outcomes"],
+        json!({ "duplicate": 2 }),
+        "{}",
+        again.out
+    );
+    assert_eq!(lago.customer_upserts().len(), 2, "nothing pushed twice");
+}

@@ -97,6 +97,7 @@ impl<S: Store> App<S> {
             let outcome = self
                 .push_account(&notification.id, &notification.fields, request.deadline)
                 .await;
+            telemetry::count(outbound::FAMILY, outcome.label());
             outcomes.push((notification.id, outcome));
         }
         // Not acknowledged unless each is done or stored: Salesforce sends it again.
@@ -173,7 +174,6 @@ impl<S: Store> App<S> {
             span.record("delivery_id", notification_id);
         }
         let outcome = self.push(&event, fields).await;
-        telemetry::count(outbound::FAMILY, outcome.label());
         info!(
             notification = notification_id,
             outcome = outcome.label(),

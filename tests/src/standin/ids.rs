@@ -7,7 +7,7 @@ pub(crate) fn is_well_formed(id: &str) -> bool {
 }
 
 /// The 18-character form of a well-formed id (an 18-character id is kept as given).
-pub(crate) fn to_18(id: &str) -> String {
+pub fn to_18(id: &str) -> String {
     if id.len() == 18 {
         return id.to_owned();
     }

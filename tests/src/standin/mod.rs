@@ -41,6 +41,8 @@ use serde_json::Value;
 use tokio::{net::TcpListener, task::JoinHandle};
 
 pub use fault::{Fault, FaultAction};
+/// An Account id as the org answers it: 18 characters, whatever was given.
+pub use ids::to_18 as id_18;
 pub use metadata::{FieldDef, FieldType, ObjectDef, Schema};
 pub use state::{LoggedRequest, Stats};
 

@@ -32,7 +32,9 @@ use std::time::{Duration, Instant};
 
 use lago_sync::store::REMEMBERED_DELIVERIES;
 use sync_testkit::apigw::{response, HttpEvent};
-use sync_testkit::events::{self, HMAC_KEY};
+use sync_testkit::events::{
+    self, flagged_account, outbound_message, HMAC_KEY, ORG_ID, OUTBOUND_TOKEN,
+};
 use sync_testkit::lago::signed_headers;
 use sync_testkit::lago_standin::{Dataset, LagoStandin, API_KEY as LAGO_API_KEY};
 use sync_testkit::lambda::{Invocation, LambdaProcess};
@@ -47,6 +49,8 @@ type EventOf = fn(&Function, usize) -> (String, Vec<u8>);
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const HELLO: &str = "hello-lambda";
+/// The function of Salesforce's outbound messages ("Bill with Lago").
+const OUTBOUND: &str = "salesforce-account";
 /// Events of each kind that must not reach Salesforce, per function.
 const NO_WRITE_EVENTS: usize = 20;
 
@@ -65,6 +69,7 @@ async fn main() {
     println!("init: spawn → first /invocation/next, {inits} spawns per binary, round-robin");
     let binaries: Vec<&str> = std::iter::once(HELLO)
         .chain(FUNCTIONS.iter().map(|f| f.binary))
+        .chain([OUTBOUND])
         .collect();
     let mut init_ms: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for _ in 0..inits {
@@ -97,6 +102,7 @@ async fn main() {
     for function in &FUNCTIONS {
         measure(function, events, &backends, &env, &hello).await;
     }
+    measure_outbound(events, &backends, &env).await;
     let invocations = events * FUNCTIONS.len();
     println!(
         "\n{HELLO}: CPU {:.3} ms/event over {invocations} warm events; \
@@ -288,6 +294,7 @@ impl Emulators {
                 ("SALESFORCE_URL", salesforce.to_owned()),
                 ("SALESFORCE_API_VERSION", "62.0".to_owned()),
                 ("LAGO_API_URL", lago.to_owned()),
+                ("SALESFORCE_ORG_ID", ORG_ID.to_owned()),
                 ("AWS_LAMBDA_LOG_LEVEL", "INFO".to_owned()),
             ]
             .map(|(name, value)| (name.to_owned(), value)),
@@ -476,6 +483,70 @@ impl Tally {
         } else {
             ops.join(", ")
         }
+    }
+}
+
+/// The `salesforce-account` function (contract §8): `n` outbound messages of one new
+/// flagged Account each, then the same messages again (Salesforce's redeliveries).
+async fn measure_outbound(n: usize, backends: &Backends, env: &[(String, String)]) {
+    let path = bin(OUTBOUND);
+    let (function, init) = start(&path, env).await;
+    let pid = procfs::child_pid(&path);
+    let rss_init = procfs::peak_rss_kib(pid);
+    let message = |i: usize| {
+        let account = format!("001{i:012}AAA");
+        let stamp = format!("2026-12-02T07:{:02}:{:02}.000Z", i / 60 % 60, i % 60);
+        let fields = flagged_account(&account, &format!("Bench {i}"), &stamp);
+        outbound_message(ORG_ID, &[(&format!("04l{i:015}"), fields)])
+    };
+    let send = |body: String| {
+        let function = &function;
+        async move {
+            let event = HttpEvent::outbound(OUTBOUND_TOKEN, &body).to_json();
+            let started = Instant::now();
+            let invocation = function.invoke(event, TIMEOUT).await;
+            let elapsed = started.elapsed();
+            let Invocation::Response(answer) = invocation else {
+                panic!("no answer: {invocation:?}\n{}", function.logs());
+            };
+            let (status, _, body) = response(&answer);
+            assert_eq!(status, 200, "{body}\n{}", function.logs());
+            elapsed
+        }
+    };
+    send(message(0)).await;
+    let mut rows = Vec::new();
+    for (kind, pass) in [("pushed (warm)", 1..=n), ("redelivered", 1..=n)] {
+        let before = backends.tally();
+        let cpu_before = procfs::cpu_time(pid);
+        let mut latencies = Vec::new();
+        for i in pass {
+            latencies.push(ms(send(message(i)).await));
+        }
+        let cpu = ms(procfs::cpu_time(pid) - cpu_before) / n as f64;
+        rows.push((kind, latencies, backends.tally().since(&before), cpu));
+    }
+    println!("\n{OUTBOUND} (init {:.2} ms in this run)", ms(init));
+    println!(
+        "  peak RSS {:.1} MiB after init, {:.1} MiB after all messages",
+        mib(rss_init),
+        mib(procfs::peak_rss_kib(pid))
+    );
+    println!(
+        "  {:<24} {:>6} {:>8} {:>8} {:>12} {:>8}  AWS requests/message",
+        "messages", "n", "p50 ms", "p99 ms", "Salesforce/m", "Lago/m"
+    );
+    for (kind, latencies, tally, cpu) in &rows {
+        let count = latencies.len() as f64;
+        println!(
+            "  {kind:<24} {:>6} {:>8.2} {:>8.2} {:>12.2} {:>8.2}  {} (CPU {cpu:.3} ms/message)",
+            latencies.len(),
+            percentile(latencies, 0.5),
+            percentile(latencies, 0.99),
+            tally.salesforce as f64 / count,
+            tally.lago as f64 / count,
+            tally.aws_per_event(count)
+        );
     }
 }
 
