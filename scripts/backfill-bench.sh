@@ -10,4 +10,4 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 export PATH="$(scripts/tools.sh local)/bin:$PATH"
 nice -n 10 cargo build --release -p sync-testkit --bin backfill-bench
-target/release/backfill-bench "$@"
+"${CARGO_TARGET_DIR:-target}/release/backfill-bench" "$@"
