@@ -133,8 +133,7 @@ lago-salesforce-sync is running locally.
   AWS emulator: $AWS_ENDPOINT_URL (table $table, secret $secret)
   Logs: $logs
   Try:  scripts/send-webhook.py http://localhost:$invoke_port/lambda-url/invoice-webhook/ --type invoice.created
-        curl -s -H 'Content-Type: text/xml' --data-binary @samples/salesforce-account.outbound.xml \
-          http://localhost:$invoke_port/lambda-url/salesforce-account/$outbound_token
+        curl -s -H 'Content-Type: text/xml' --data-binary @samples/salesforce-account.outbound.xml http://localhost:$invoke_port/lambda-url/salesforce-account/$outbound_token
   Stored events (queued, failed, dead), with the emulator's settings:
     AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing $target_dir/debug/lago-sync --table $table list
 Ctrl-C stops everything.
