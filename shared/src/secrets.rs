@@ -161,8 +161,8 @@ impl SecretCache {
         &self,
         used: &Secrets,
     ) -> Result<Option<Arc<Secrets>>, SecretsError> {
-        let latest = self.reread_unless_fresh().await?;
-        Ok((latest.lago_hmac_key != used.lago_hmac_key).then_some(latest))
+        self.reread_if_changed(used, |s| s.lago_hmac_key.clone())
+            .await
     }
 
     /// Re-reads the secret after the Salesforce token endpoint refused `used`'s client
@@ -172,10 +172,25 @@ impl SecretCache {
         &self,
         used: &Secrets,
     ) -> Result<Option<Arc<Secrets>>, SecretsError> {
+        self.reread_if_changed(used, |s| {
+            (
+                s.salesforce_client_id.clone(),
+                s.salesforce_client_secret.clone(),
+            )
+        })
+        .await
+    }
+
+    /// Re-reads the secret after what `part` picks out of `used` was refused (a key that
+    /// may have been rotated), unless that was read moments ago. Returns the new secrets
+    /// only when that part changed.
+    pub async fn reread_if_changed<P: PartialEq>(
+        &self,
+        used: &Secrets,
+        part: impl Fn(&Secrets) -> P,
+    ) -> Result<Option<Arc<Secrets>>, SecretsError> {
         let latest = self.reread_unless_fresh().await?;
-        let changed = latest.salesforce_client_id != used.salesforce_client_id
-            || latest.salesforce_client_secret != used.salesforce_client_secret;
-        Ok(changed.then_some(latest))
+        Ok((part(&latest) != part(used)).then_some(latest))
     }
 
     /// The rate limit of the forced re-reads: a value read less than

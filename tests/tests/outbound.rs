@@ -7,10 +7,13 @@ use std::time::{Duration, Instant};
 use lago_sync::lago_api::LagoApi;
 use lago_sync::outbound::push::push_flagged;
 use lago_sync::pipeline::{OutboundAnswer, OutboundRequest};
+use lago_sync::secrets::{Secrets, FORCED_REFRESH_GAP};
 use lago_sync::store::{EventQueue, Status};
 use lago_sync::Family;
 use serde_json::{json, Value};
-use sync_testkit::events::{flagged_account, outbound_message, ACCOUNT, ORG_ID, OUTBOUND_TOKEN};
+use sync_testkit::events::{
+    self, flagged_account, outbound_message, ACCOUNT, ORG_ID, OUTBOUND_TOKEN,
+};
 use sync_testkit::inprocess::Harness;
 use sync_testkit::lago_standin::API_KEY as LAGO_API_KEY;
 
@@ -293,4 +296,52 @@ async fn push_accounts_pushes_the_flagged_unsynced_ones_once() {
     let again = push_flagged(&h.app, &|_| {}).await.unwrap();
     assert_eq!(again.outcomes.get("duplicate"), Some(&2), "{again:?}");
     assert_eq!(upserts(&h).len(), 2);
+}
+
+/// The secret as the tests write it, with `change` applied (a rotation).
+fn rotated(change: impl FnOnce(&mut Secrets)) -> Secrets {
+    let mut secrets = Secrets::parse(&events::secret_json(events::HMAC_KEY)).unwrap();
+    change(&mut secrets);
+    secrets
+}
+
+#[tokio::test]
+async fn a_rotated_lago_key_or_outbound_token_is_picked_up_without_a_redeploy() {
+    let h = Harness::start(Family::Customer).await;
+    // The function holds a Lago key that Lago no longer accepts.
+    h.secret.set(rotated(|s| {
+        s.lago_api_key = Some("a-revoked-lago-key".into())
+    }));
+    let message = |id: &str, stamp: &str| {
+        outbound_message(ORG_ID, &[(id, flagged_account(ACCOUNT, "Acme", stamp))])
+    };
+    let refused = send(&h, OUTBOUND_TOKEN, &message("04l1", STAMP)).await;
+    assert_eq!(
+        labels(&refused),
+        [("04l1", "failed")],
+        "the revoked key is refused"
+    );
+
+    // The key rotated in Secrets Manager: Lago's 401 makes the function re-read it (at
+    // most every few seconds) and push with the new one.
+    tokio::time::sleep(FORCED_REFRESH_GAP).await;
+    h.secret.set(rotated(|_| {}));
+    let pushed = send(&h, OUTBOUND_TOKEN, &message("04l2", LATER)).await;
+    assert_eq!(labels(&pushed), [("04l2", "synced")], "{pushed:?}");
+
+    // The path token rotated (and the metadata rendered again): the new one is accepted
+    // at once, the old one no more.
+    tokio::time::sleep(FORCED_REFRESH_GAP).await;
+    let new_token = "a-new-outbound-token-5e4d3c2b1a09f8e7";
+    h.secret.set(rotated(|s| {
+        s.salesforce_outbound_token = Some(new_token.into())
+    }));
+    let answer = send(&h, new_token, &message("04l3", "2026-12-02T07:32:00.000Z")).await;
+    assert!(acknowledged(&answer), "{answer:?}");
+    assert_eq!(
+        send(&h, OUTBOUND_TOKEN, &message("04l4", STAMP))
+            .await
+            .status,
+        401
+    );
 }

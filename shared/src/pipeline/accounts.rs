@@ -132,9 +132,10 @@ impl<S: Store> App<S> {
         if matches(secrets) {
             return true;
         }
+        let token = |s: &Secrets| s.salesforce_outbound_token.clone();
         let reread = within(
             request.deadline,
-            self.secrets.reread_after_rejection(secrets),
+            self.secrets.reread_if_changed(secrets, token),
         );
         matches!(reread.await, Ok(Some(rotated)) if matches(&rotated))
     }
@@ -235,14 +236,16 @@ impl<S: Store> App<S> {
     }
 
     async fn upsert_customer(&self, push: &CustomerPush, deadline: Instant) -> Result<(), Refusal> {
-        let api = self.lago.api(&self.secrets).await.map_err(Refusal::from)?;
         let timeout = reserve(deadline)
             .saturating_duration_since(Instant::now())
             .min(LAGO_WRITE);
-        api.upsert_customer(&push.body, timeout)
+        let body = &push.body;
+        self.lago
+            .with_api(&self.secrets, |api| async move {
+                Ok(api.upsert_customer(body, timeout).await.map(drop)?)
+            })
             .await
-            .map(drop)
-            .map_err(|e| Refusal::from(LookupError::Lago(e)))
+            .map_err(Refusal::from)
     }
 
     /// The Account shows why it has no Lago customer yet: `failed` with the reason, or

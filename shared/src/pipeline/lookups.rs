@@ -6,6 +6,7 @@
 //! - the current state of a subscription whose status cannot order two events (§7.1);
 //! - the current state of a record whose writer died mid-write (§7.3).
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde_json::error::Category;
@@ -17,7 +18,7 @@ use crate::lago::{as_webhook_body, Customer, Envelope, EnvelopeError};
 use crate::lago_api::{LagoApi, LagoApiError};
 use crate::mapping::{self, MappingError, Plan};
 use crate::salesforce::Class;
-use crate::secrets::{SecretCache, SecretsError};
+use crate::secrets::{SecretCache, Secrets, SecretsError};
 use crate::store::{Store, StoreError};
 use crate::Family;
 
@@ -39,8 +40,32 @@ impl LagoReader {
         }
     }
 
-    pub(super) async fn api(&self, secrets: &SecretCache) -> Result<LagoApi, LookupError> {
-        let secrets = secrets.current().await?;
+    /// Runs `call` against Lago's API with the secret's key. When Lago refuses the key
+    /// (401), the secret is re-read (at most every few seconds) and, if its key changed
+    /// (rotated), `call` runs once more with the new one.
+    pub(super) async fn with_api<T, F, Fut>(
+        &self,
+        secrets: &SecretCache,
+        call: F,
+    ) -> Result<T, LookupError>
+    where
+        F: Fn(LagoApi) -> Fut,
+        Fut: Future<Output = Result<T, LookupError>>,
+    {
+        let used = secrets.current().await?;
+        match call(self.api(&used)?).await {
+            Err(LookupError::Lago(LagoApiError::Unauthorized)) => {
+                let key = |s: &Secrets| s.lago_api_key.clone();
+                match secrets.reread_if_changed(&used, key).await? {
+                    Some(rotated) => call(self.api(&rotated)?).await,
+                    None => Err(LookupError::Lago(LagoApiError::Unauthorized)),
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn api(&self, secrets: &Secrets) -> Result<LagoApi, LookupError> {
         let key = secrets.lago_api_key.as_deref().ok_or(LookupError::NoKey)?;
         Ok(LagoApi::with_client(self.http.clone(), &self.url, key))
     }
@@ -189,13 +214,17 @@ impl<S: Store> App<S> {
         if let Some(account) = within(deadline, self.store.linked_account(lago_id)).await? {
             return Ok(Some(account));
         }
-        // Without a Lago API key in the secret nothing more can be learnt: skipped.
-        let api = match self.lago.api(&self.secrets).await {
+        let read = self.lago.with_api(&self.secrets, |api| async move {
+            Ok(api
+                .object(Family::Customer, external_id, lago_timeout(deadline))
+                .await?)
+        });
+        let current = match read.await {
+            // Without a Lago API key in the secret nothing more can be learnt: skipped.
             Err(LookupError::NoKey) => return Ok(None),
-            api => api?,
+            read => read?,
         };
-        let read = api.object(Family::Customer, external_id, lago_timeout(deadline));
-        let Some(current) = read.await? else {
+        let Some(current) = current else {
             return Ok(None);
         };
         let account = serde_json::from_value::<Customer>(current)
@@ -217,26 +246,24 @@ impl<S: Store> App<S> {
         plan: &Plan,
         deadline: Instant,
     ) -> Result<Option<Plan>, LookupError> {
-        // Without a Lago API key the payload is written as it came.
-        let api = match self.lago.api(&self.secrets).await {
-            Err(LookupError::NoKey) => return Ok(None),
-            api => api?,
-        };
         let status = plan.write.fields.get("Status__c").and_then(Value::as_str);
         let timeout = lago_timeout(deadline);
         let this_one = |s: &Value| s["lago_id"].as_str() == Some(plan.lago_id.as_str());
-        // Several subscriptions share an external_id after an upgrade: the one of this
-        // status first, then the current one.
-        let mut found = api
-            .subscription(&plan.lago_ref, status, timeout)
-            .await?
-            .filter(this_one);
-        if found.is_none() {
-            found = api
-                .object(Family::Subscription, &plan.lago_ref, timeout)
-                .await?
-                .filter(this_one);
-        }
+        let read = self.lago.with_api(&self.secrets, |api| async move {
+            // Several subscriptions share an external_id after an upgrade: the one of
+            // this status first, then the current one.
+            let of_status = api.subscription(&plan.lago_ref, status, timeout).await?;
+            if let Some(found) = of_status.filter(this_one) {
+                return Ok(Some(found));
+            }
+            let current = api.object(Family::Subscription, &plan.lago_ref, timeout);
+            Ok(current.await?.filter(this_one))
+        });
+        let found = match read.await {
+            // Without a Lago API key the payload is written as it came.
+            Err(LookupError::NoKey) => return Ok(None),
+            read => read?,
+        };
         let Some(mut current) = found else {
             return Ok(None);
         };
@@ -258,18 +285,22 @@ impl<S: Store> App<S> {
         lago_ref: &str,
         deadline: Instant,
     ) -> Result<Option<Vec<u8>>, LookupError> {
-        let api = self.lago.api(&self.secrets).await?;
-        let Some(mut object) = api.object(family, lago_ref, lago_timeout(deadline)).await? else {
-            return Ok(None);
-        };
-        // Lago's subscription answers do not embed the customer the mapping needs.
-        if family == Family::Subscription {
-            if let Some(customer) = object["external_customer_id"].as_str() {
-                let read = api.object(Family::Customer, customer, lago_timeout(deadline));
-                object["customer"] = read.await?.unwrap_or_default();
+        let read = self.lago.with_api(&self.secrets, |api| async move {
+            let Some(mut object) = api.object(family, lago_ref, lago_timeout(deadline)).await?
+            else {
+                return Ok(None);
+            };
+            // Lago's subscription answers do not embed the customer the mapping needs.
+            if family == Family::Subscription {
+                if let Some(customer) = object["external_customer_id"].as_str() {
+                    let read = api.object(Family::Customer, customer, lago_timeout(deadline));
+                    object["customer"] = read.await?.unwrap_or_default();
+                }
             }
-        }
-        Ok(Some(as_webhook_body(family, family.state_type(), &object)))
+            Ok(Some(object))
+        });
+        let object = read.await?;
+        Ok(object.map(|object| as_webhook_body(family, family.state_type(), &object)))
     }
 }
 
