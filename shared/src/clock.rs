@@ -20,6 +20,15 @@ pub fn deadline_ms(sent_epoch_ms: u64, default: Duration) -> i64 {
     }
 }
 
+/// The wall-clock time, in epoch milliseconds, of the monotonic `instant` (now, if it is
+/// past): the inverse of [`instant_at`].
+pub fn epoch_ms_of(instant: Instant) -> i64 {
+    now_ms()
+        + instant
+            .saturating_duration_since(Instant::now())
+            .as_millis() as i64
+}
+
 /// The monotonic instant of the wall-clock time `epoch_ms` (now, if it is past).
 pub fn instant_at(epoch_ms: i64) -> Instant {
     let left = epoch_ms.saturating_sub(now_ms()).max(0) as u64;

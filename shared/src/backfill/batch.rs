@@ -183,17 +183,11 @@ impl<S: Store> Batch<'_, '_, S> {
             .write_details(&self.run.app.secrets, &details, deadline)
             .await?;
         let mut refused: HashMap<usize, SalesforceError> = HashMap::new();
-        for ((owner, detail), result) in owners.iter().zip(&details).zip(results) {
+        for (owner, result) in owners.into_iter().zip(results) {
             match result {
                 Ok(_) => summary.line_items_written += 1,
                 Err(e) => {
-                    let message = format!(
-                        "{} {}: {}",
-                        detail.details.object, detail.detail.lago_id, e.message
-                    );
-                    refused
-                        .entry(*owner)
-                        .or_insert(SalesforceError { message, ..e });
+                    refused.entry(owner).or_insert(e);
                 }
             }
         }
@@ -291,8 +285,7 @@ impl<S: Store> Batch<'_, '_, S> {
         summary: &mut ObjectSummary,
     ) -> Result<Vec<Held>, BackfillError> {
         let store = &self.run.app.store;
-        let left = deadline.saturating_duration_since(Instant::now());
-        let lease_until_ms = clock::now_ms() + left.as_millis() as i64;
+        let lease_until_ms = clock::epoch_ms_of(deadline);
         let family = self.family.as_str();
         let mut held = Vec::with_capacity(mapped.len());
         let mut rest = mapped.into_iter().peekable();

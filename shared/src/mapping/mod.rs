@@ -20,6 +20,7 @@ use crate::Family;
 
 pub use account::account_id;
 pub use credit_note::invoice_link;
+pub use customer::sync_status;
 pub use issue::{issue_write, IssueEvent, IssueState, ISSUE_KEY_FIELD, ISSUE_OBJECT};
 pub use line_item::OBJECT as LINE_ITEM_OBJECT;
 

@@ -717,3 +717,13 @@ fn a_fee_that_cannot_be_mapped_says_which() {
         assert!(err.contains(expected), "{fee}: {err}");
     }
 }
+
+#[test]
+fn an_accounts_sync_status_is_written_alone_with_its_reason_cut_to_the_field() {
+    let write = sync_status(ACCOUNT, "failed", &"x".repeat(300));
+    assert_eq!(write.target, Target::Account { id: ACCOUNT.into() });
+    assert_eq!(
+        Value::Object(write.fields),
+        json!({ "Lago_Sync_Status__c": "failed", "Lago_Sync_Error__c": "x".repeat(255) })
+    );
+}

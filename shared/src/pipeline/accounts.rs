@@ -8,14 +8,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn, Span};
 
 use super::lookups::LookupError;
 use super::{finishing, reserve, within, App, Event, Failure, Guarded, Outcome};
 use crate::lago_api::LagoApiError;
-use crate::mapping::{SalesforceWrite, Target};
+use crate::mapping;
 use crate::outbound::{self, customer_push, soap, CustomerPush};
 use crate::secrets::Secrets;
 use crate::store::{delivery_key, Lapsed, Release, Store, Taken};
@@ -165,10 +164,7 @@ impl<S: Store> App<S> {
             first_parked_ms: None,
             issue_open: false,
             deadline,
-            deadline_ms: clock::now_ms()
-                + deadline
-                    .saturating_duration_since(Instant::now())
-                    .as_millis() as i64,
+            deadline_ms: clock::epoch_ms_of(deadline),
         };
         let span = Span::current();
         if span.has_field("delivery_id") {
@@ -184,16 +180,12 @@ impl<S: Store> App<S> {
     }
 
     /// The redrive's retry of a stored notification.
-    pub(super) async fn retry_account(&self, event: &Event<'_>, deadline: Instant) -> Outcome {
+    pub(super) async fn retry_account(&self, event: &Event<'_>) -> Outcome {
         let Ok(stored) = serde_json::from_slice::<StoredNotification>(event.body) else {
             let e = crate::mapping::MappingError::invalid("body", "", "not a stored notification");
             return self.store_unmappable(event, &e).await;
         };
-        let event = Event {
-            deadline,
-            ..event.clone()
-        };
-        self.push(&event, &stored.fields).await
+        self.push(event, &stored.fields).await
     }
 
     async fn push(&self, event: &Event<'_>, fields: &BTreeMap<String, String>) -> Outcome {
@@ -263,20 +255,7 @@ impl<S: Store> App<S> {
             Outcome::Queued { .. } if event.retry.is_none() => ("pending", PENDING_REASON),
             _ => return,
         };
-        let write = SalesforceWrite {
-            target: Target::Account {
-                id: push.account_id.clone(),
-            },
-            fields: Map::from_iter([
-                ("Lago_Sync_Status__c".to_owned(), json!(status)),
-                (
-                    "Lago_Sync_Error__c".to_owned(),
-                    crate::mapping::values::text(reason, 255),
-                ),
-            ]),
-            reference: None,
-            details: None,
-        };
+        let write = mapping::sync_status(&push.account_id, status, reason);
         // The client keeps its own margin before the deadline.
         match self
             .salesforce

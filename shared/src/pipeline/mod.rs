@@ -88,7 +88,6 @@ impl From<SalesforceError> for Failure {
 }
 
 /// One event on its way to Salesforce: a delivery, or the retry of a stored event.
-#[derive(Clone)]
 struct Event<'a> {
     key: &'a str,
     family: &'a str,
@@ -181,7 +180,6 @@ impl<S: Store> App<S> {
     /// `stored.body` must be present; the event was verified when it was received.
     pub async fn retry(&self, stored: &StoredDelivery, deadline: Instant) -> Outcome {
         let body = stored.body.as_deref().unwrap_or_default();
-        let left = deadline.saturating_duration_since(Instant::now());
         let event = Event {
             key: &stored.key,
             family: &stored.family,
@@ -195,10 +193,10 @@ impl<S: Store> App<S> {
             first_parked_ms: stored.first_parked_at_ms,
             issue_open: stored.issue_open,
             deadline,
-            deadline_ms: clock::now_ms() + left.as_millis() as i64,
+            deadline_ms: clock::epoch_ms_of(deadline),
         };
         if stored.family == outbound::FAMILY {
-            return self.retry_account(&event, deadline).await;
+            return self.retry_account(&event).await;
         }
         let Ok(family) = stored.family.parse::<Family>() else {
             let e = MappingError::invalid("family", &stored.family, "not an event family");

@@ -35,8 +35,7 @@ impl<S: Store> App<S> {
             },
             None => None,
         };
-        let left = deadline.saturating_duration_since(Instant::now());
-        let (now_ms, lease_until_ms) = (clock::now_ms(), clock::now_ms() + left.as_millis() as i64);
+        let (now_ms, lease_until_ms) = (clock::now_ms(), clock::epoch_ms_of(deadline));
         let version = plan.as_ref().and_then(|plan| plan.version);
         let taken = within(
             deadline,

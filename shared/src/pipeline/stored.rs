@@ -158,7 +158,9 @@ impl<S: Store> App<S> {
 /// Lago's current invoice, which has them. The retry is not verified again, so the stored
 /// body need not be the signed one.
 fn storable(body: &[u8]) -> Cow<'_, [u8]> {
-    let fits = |b: &[u8]| compressed(b).len() <= MAX_STORED_BODY;
+    // gzip never grows a body by more than a few bytes per 16 KB: one of half the limit
+    // fits as it is, without compressing it here as well as in the store.
+    let fits = |b: &[u8]| b.len() <= MAX_STORED_BODY / 2 || compressed(b).len() <= MAX_STORED_BODY;
     if fits(body) {
         return Cow::Borrowed(body);
     }

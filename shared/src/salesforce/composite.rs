@@ -102,7 +102,8 @@ impl SalesforceClient {
 
     /// For the backfill: upserts details of masters already in Salesforce, each naming
     /// its master by `Lago_Id__c`, [`DETAILS_PER_CALL`] per call. Not all or none: each
-    /// detail gets its own result, in order. An `Err` means a whole call failed.
+    /// detail gets its own result, in order, an error naming the detail. An `Err` means a
+    /// whole call failed.
     pub async fn write_details(
         &self,
         secrets: &SecretCache,
@@ -121,7 +122,10 @@ impl SalesforceClient {
             let requests = self.collection_requests(call[0].details.object, records, false);
             let answers = self.composite(secrets, &requests, deadline, false).await?;
             for (answer, chunk) in answers.iter().zip(call.chunks(MAX_COLLECTION)) {
-                results.extend(collection_results(answer, chunk.len()));
+                let outcomes = collection_results(answer, chunk.len()).into_iter();
+                results.extend(outcomes.zip(chunk).map(|(outcome, d)| {
+                    outcome.map_err(|e| named(e, d.details.object, &d.detail.lago_id))
+                }));
             }
         }
         Ok(results)
@@ -204,57 +208,68 @@ struct Subresult {
     reference_id: Option<String>,
 }
 
-/// The error that made Salesforce roll the call back, if any (the other subrequests only
-/// report the rollback), naming the line item it came from.
+/// The error that made Salesforce roll the call back, if any, naming the line item it
+/// came from.
 fn check(
     results: &[Subresult],
     details: &Details,
     records: &[Detail],
 ) -> Result<(), SalesforceError> {
-    let mut halted = None;
-    for result in results {
-        let error = subresult_error(result, details, records);
-        match error {
-            Some(e) if CONSEQUENCES.contains(&e.code.as_str()) => {
-                halted.get_or_insert(e);
-            }
-            Some(e) => return Err(e),
-            None => {}
-        }
-    }
-    halted.map_or(Ok(()), Err)
+    let errors = results
+        .iter()
+        .flat_map(|result| subresult_errors(result, details, records));
+    cause(errors).map_or(Ok(()), Err)
 }
 
-fn subresult_error(
+/// The cause among `errors`: the first that is not only the report of a rollback (the
+/// other subrequests of a rolled-back call answer one), else that report.
+fn cause(errors: impl IntoIterator<Item = SalesforceError>) -> Option<SalesforceError> {
+    let mut consequence = None;
+    for e in errors {
+        if !CONSEQUENCES.contains(&e.code.as_str()) {
+            return Some(e);
+        }
+        consequence.get_or_insert(e);
+    }
+    consequence
+}
+
+/// What one subrequest reports: its own error, or its line items', each named.
+fn subresult_errors(
     result: &Subresult,
     details: &Details,
     records: &[Detail],
-) -> Option<SalesforceError> {
-    let Some(chunk) = result
+) -> Vec<SalesforceError> {
+    let chunk = result
         .reference_id
         .as_deref()
         .and_then(|id| id.strip_prefix("details"))
         .and_then(|at| at.parse::<usize>().ok())
-        .and_then(|at| records.chunks(MAX_COLLECTION).nth(at))
-    else {
+        .and_then(|at| records.chunks(MAX_COLLECTION).nth(at));
+    let Some(chunk) = chunk else {
         let body = serde_json::to_vec(&result.body).unwrap_or_default();
         return (result.http_status_code >= 400)
-            .then(|| SalesforceError::from_response(result.http_status_code, &body));
+            .then(|| SalesforceError::from_response(result.http_status_code, &body))
+            .into_iter()
+            .collect();
     };
-    let mut rolled_back = None;
-    for (detail, outcome) in chunk.iter().zip(collection_results(result, chunk.len())) {
-        if let Err(e) = outcome {
-            let e = SalesforceError {
-                message: format!("{} {}: {}", details.object, detail.lago_id, e.message),
-                ..e
-            };
-            if !CONSEQUENCES.contains(&e.code.as_str()) {
-                return Some(e);
-            }
-            rolled_back.get_or_insert(e);
-        }
+    chunk
+        .iter()
+        .zip(collection_results(result, chunk.len()))
+        .filter_map(|(detail, outcome)| {
+            outcome
+                .err()
+                .map(|e| named(e, details.object, &detail.lago_id))
+        })
+        .collect()
+}
+
+/// `e` as the error of the detail `lago_id` of `object`.
+fn named(e: SalesforceError, object: &str, lago_id: &str) -> SalesforceError {
+    SalesforceError {
+        message: format!("{object} {lago_id}: {}", e.message),
+        ..e
     }
-    rolled_back
 }
 
 fn malformed(message: &str) -> SalesforceError {
