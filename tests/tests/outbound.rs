@@ -8,7 +8,7 @@ use lago_sync::lago_api::LagoApi;
 use lago_sync::outbound::push::push_flagged;
 use lago_sync::pipeline::{OutboundAnswer, OutboundRequest};
 use lago_sync::secrets::{Secrets, FORCED_REFRESH_GAP};
-use lago_sync::store::{EventQueue, Status};
+use lago_sync::store::{DynamoDbStore, EventQueue, Status};
 use lago_sync::Family;
 use serde_json::{json, Value};
 use sync_testkit::events::{
@@ -16,6 +16,7 @@ use sync_testkit::events::{
 };
 use sync_testkit::inprocess::Harness;
 use sync_testkit::lago_standin::API_KEY as LAGO_API_KEY;
+use sync_testkit::moto::{closed_endpoint, Moto};
 
 const STAMP: &str = "2026-12-02T07:30:00.000Z";
 const LATER: &str = "2026-12-02T07:31:00.000Z";
@@ -344,4 +345,31 @@ async fn a_rotated_lago_key_or_outbound_token_is_picked_up_without_a_redeploy() 
             .status,
         401
     );
+}
+
+#[tokio::test]
+async fn push_accounts_reports_what_it_could_not_push_nor_store() {
+    // The table unreachable: nothing is pushed, nothing stored, and the run says so.
+    let moto = Moto::shared().await;
+    let config = moto
+        .sdk_config()
+        .await
+        .into_builder()
+        .endpoint_url(closed_endpoint())
+        .build();
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), "no-table");
+    let h = Harness::start_with(Family::Customer, store).await;
+    h.standin.set_account_fields(
+        ACCOUNT,
+        json!({ "Name": "Flagged", "Lago_Sync__c": true, "Lago_Currency__c": "USD" }),
+    );
+    let summary = push_flagged(&h.app, &|_| {}).await.unwrap();
+    assert_eq!(summary.found, 1);
+    assert_eq!(summary.pushed(), 0);
+    assert_eq!(
+        summary.not_pushed,
+        [(ACCOUNT.to_owned(), "unavailable".to_owned())]
+    );
+    assert!(!summary.succeeded(), "the CLI exits non-zero");
+    assert!(h.lago.customer_upserts().is_empty());
 }

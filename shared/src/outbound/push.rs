@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::pipeline::App;
+use crate::pipeline::{App, Outcome};
 use crate::salesforce::SalesforceError;
 use crate::store::Store;
 
@@ -31,7 +31,8 @@ pub struct PushSummary {
     pub found: u64,
     /// By outcome: synced, duplicate, skipped, queued, failed, …
     pub outcomes: BTreeMap<&'static str, u64>,
-    /// Accounts that failed or are queued: `(Account id, error code)`.
+    /// Accounts not pushed: failed or queued (`(Account id, error code)`), or neither
+    /// pushed nor stored (`(Account id, outcome)`).
     pub not_pushed: Vec<(String, String)>,
 }
 
@@ -69,9 +70,14 @@ pub async fn push_flagged<S: Store>(
                 .push_account(&notification, &fields, Instant::now() + PER_ACCOUNT)
                 .await;
             *summary.outcomes.entry(outcome.label()).or_default() += 1;
-            if let Some(code) = outcome.body()["error_code"].as_str() {
-                summary.not_pushed.push((id, code.to_owned()));
-            }
+            let why = match &outcome {
+                Outcome::Synced { .. } | Outcome::Duplicate | Outcome::Skipped(_) => None,
+                Outcome::Failed { code, .. } | Outcome::Queued { code, .. } => Some(code.clone()),
+                // Neither pushed nor stored (the table unavailable, the Account being pushed
+                // by a delivery right now): the next run pushes it.
+                other => Some(other.label().to_owned()),
+            };
+            summary.not_pushed.extend(why.map(|why| (id, why)));
             progress(&summary);
         }
         let Some(next) = page.next_records_url.take() else {
