@@ -103,14 +103,11 @@ pub async fn answer_outbound<S: Store>(
     }
     .instrument(span)
     .await;
-    let mut response = ApiGatewayV2httpResponse::default();
-    response.status_code = i64::from(answer.status);
-    response.headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(crate::outbound::soap::CONTENT_TYPE),
-    );
-    response.body = Some(Body::Text(answer.body));
-    Ok(response)
+    Ok(response(
+        answer.status,
+        crate::outbound::soap::CONTENT_TYPE,
+        answer.body,
+    ))
 }
 
 /// `{token}` of the route; behind a function URL (`cargo lambda watch`), which has no path
@@ -204,7 +201,11 @@ pub async fn answer<S: Store>(
     }
     .instrument(span)
     .await;
-    Ok(response(&outcome))
+    Ok(response(
+        outcome.status_code(),
+        "application/json",
+        outcome.body().to_string(),
+    ))
 }
 
 /// The exact bytes Lago signed.
@@ -226,12 +227,12 @@ fn effective_deadline(sent_epoch_ms: u64) -> i64 {
     clock::deadline_ms(sent_epoch_ms, DEFAULT_TIMEOUT)
 }
 
-fn response(outcome: &Outcome) -> ApiGatewayV2httpResponse {
+fn response(status: u16, content_type: &'static str, body: String) -> ApiGatewayV2httpResponse {
     let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     let mut response = ApiGatewayV2httpResponse::default();
-    response.status_code = i64::from(outcome.status_code());
+    response.status_code = i64::from(status);
     response.headers = headers;
-    response.body = Some(Body::Text(outcome.body().to_string()));
+    response.body = Some(Body::Text(body));
     response
 }
