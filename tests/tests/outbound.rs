@@ -8,13 +8,13 @@ use lago_sync::lago_api::LagoApi;
 use lago_sync::outbound::push::push_flagged;
 use lago_sync::pipeline::{OutboundAnswer, OutboundRequest};
 use lago_sync::secrets::{Secrets, FORCED_REFRESH_GAP};
-use lago_sync::store::{DynamoDbStore, EventQueue, Status};
+use lago_sync::store::{delivery_key, DynamoDbStore, EventQueue, RecordGuard, Status, Take, Taken};
 use lago_sync::Family;
 use serde_json::{json, Value};
 use sync_testkit::events::{
     self, flagged_account, outbound_message, ACCOUNT, ORG_ID, OUTBOUND_TOKEN,
 };
-use sync_testkit::inprocess::Harness;
+use sync_testkit::inprocess::{epoch_ms, Harness};
 use sync_testkit::lago_standin::API_KEY as LAGO_API_KEY;
 use sync_testkit::moto::{closed_endpoint, Moto};
 
@@ -372,4 +372,64 @@ async fn push_accounts_reports_what_it_could_not_push_nor_store() {
     );
     assert!(!summary.succeeded(), "the CLI exits non-zero");
     assert!(h.lago.customer_upserts().is_empty());
+}
+
+#[tokio::test]
+async fn a_push_whose_function_died_frees_the_account_for_salesforces_resend() {
+    let h = Harness::start(Family::Customer).await;
+    // A function took the Account's record for notification 04l1 and died holding it.
+    let now = epoch_ms();
+    let record = format!("LagoCustomer/{ACCOUNT}");
+    let delivery = delivery_key("account", "04l1");
+    let take = Take {
+        record: &record,
+        delivery: &delivery,
+        body_sha256: "hash",
+        version: Some(1),
+        family: "account",
+        lago_ref: ACCOUNT,
+        now_ms: now - 60_000,
+        lease_until_ms: now - 30_000,
+        retry: false,
+    };
+    assert!(matches!(
+        h.app.store.take(&take).await.unwrap(),
+        Taken::Leased(_)
+    ));
+
+    // The redrive has nothing to read back (the message was never acknowledged, so
+    // Salesforce sends it again): it frees the record, and counts it recovered.
+    let report = h.redrive(Duration::ZERO).await;
+    assert_eq!((report.recovered, report.unrecovered), (1, 0), "{report:?}");
+    let again = message(&h, &[("04l1", flagged_account(ACCOUNT, "Acme SAS", STAMP))]).await;
+    assert!(acknowledged(&again));
+    assert_eq!(labels(&again), [("04l1", "synced")]);
+    assert_eq!(upserts(&h).len(), 1);
+}
+
+#[tokio::test]
+async fn two_messages_of_one_account_at_once_end_in_its_newest_state() {
+    for newer_first in [true, false] {
+        let h = Harness::start(Family::Customer).await;
+        // Each push holds the Account's record while Lago answers.
+        h.lago.set_delay(Duration::from_millis(300));
+        let newer_body = [("04l2", flagged_account(ACCOUNT, "Acme SAS", LATER))];
+        let older_body = [("04l1", flagged_account(ACCOUNT, "Acme (old)", STAMP))];
+        let (newer, older) = (message(&h, &newer_body), message(&h, &older_body));
+        let (first, second) = if newer_first {
+            tokio::join!(newer, older)
+        } else {
+            let (o, n) = tokio::join!(older, newer);
+            (n, o)
+        };
+        assert!(acknowledged(&first) && acknowledged(&second));
+        let customer = lago_customer(&h, ACCOUNT).await.unwrap();
+        assert_eq!(
+            customer["name"],
+            json!("Acme SAS"),
+            "newer first: {newer_first}"
+        );
+        let last = upserts(&h).last().unwrap()["customer"]["name"].clone();
+        assert_eq!(last, json!("Acme SAS"), "the older one never lands last");
+    }
 }
