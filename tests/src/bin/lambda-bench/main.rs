@@ -502,14 +502,8 @@ async fn measure_outbound(n: usize, backends: &Backends, env: &[(String, String)
     let send = |body: String| {
         let function = &function;
         async move {
-            let event = HttpEvent::outbound(OUTBOUND_TOKEN, &body).to_json();
-            let started = Instant::now();
-            let invocation = function.invoke(event, TIMEOUT).await;
-            let elapsed = started.elapsed();
-            let Invocation::Response(answer) = invocation else {
-                panic!("no answer: {invocation:?}\n{}", function.logs());
-            };
-            let (status, _, body) = response(&answer);
+            let event = HttpEvent::outbound(OUTBOUND_TOKEN, &body);
+            let ((status, _, body), elapsed) = invoke(function, event).await;
             assert_eq!(status, 200, "{body}\n{}", function.logs());
             elapsed
         }
@@ -577,17 +571,25 @@ async fn deliver(
 ) -> (String, Duration) {
     let event = HttpEvent::webhook(route)
         .headers(signed_headers(HMAC_KEY, key, body))
-        .body(body.to_vec())
-        .to_json();
+        .body(body.to_vec());
+    let ((_, _, answer), elapsed) = invoke(function, event).await;
+    let status = answer["status"].as_str().unwrap_or_default().to_owned();
+    (status, elapsed)
+}
+
+/// Invokes `function` with `event` as API Gateway would: its answer, read as API Gateway
+/// reads it, and the round trip.
+async fn invoke(
+    function: &LambdaProcess,
+    event: HttpEvent,
+) -> ((u16, Vec<(String, String)>, serde_json::Value), Duration) {
     let started = Instant::now();
-    let invocation = function.invoke(event, TIMEOUT).await;
+    let invocation = function.invoke(event.to_json(), TIMEOUT).await;
     let elapsed = started.elapsed();
     let Invocation::Response(answer) = invocation else {
         panic!("no answer: {invocation:?}\n{}", function.logs());
     };
-    let (_, _, answer) = response(&answer);
-    let status = answer["status"].as_str().unwrap_or_default().to_owned();
-    (status, elapsed)
+    (response(&answer), elapsed)
 }
 
 fn expect(function: &LambdaProcess, status: &str, expected: &str) {
